@@ -1,0 +1,40 @@
+# biounet: the two set-up commands are `make demo` and `make test`; both create .venv when missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of PyTorch (see README, "GPU", for a CUDA build).
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.biounet-installed
+
+.PHONY: install demo test lint bench bench-quick clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/biounet demo --out demo-output
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: install
+	bash scripts/ensure-chromium.sh
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m pip install --quiet --no-deps monai==1.6.1 segmentation-models-pytorch==0.6.0 timm==1.0.31 "torchvision==0.28.0"
+	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS
+
+bench-quick: install
+	$(BIN)/python benchmarks/run.py --quick --out benchmarks/quick
+
+clean:
+	rm -rf demo-output benchmarks/quick .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from biounet.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line interface: ``biounet COMMAND ...`` (see :mod:`biounet.cli.main`)."""

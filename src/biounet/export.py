@@ -1,0 +1,71 @@
+"""Export a trained U-Net for use outside biounet: TorchScript and ONNX.
+
+Both exports take a fixed input tile shape; the tiling around them (mirroring, tile grid,
+normalisation) is described by the ``pipeline`` saved next to the model and written next to the export
+as JSON, so another runtime can reproduce biounet's overlap-tile inference.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biounet.io.atomic import atomic_path, write_json_atomic
+from biounet.model import sizes
+from biounet.model.unet import UNet
+
+
+def _example_input(model: UNet, input_shape: tuple[int, ...] | None) -> torch.Tensor:
+    shape = tuple(input_shape) if input_shape else sizes.valid_input_shape(model.config, (256,) * model.spatial_dims)
+    sizes.check_input_shape(model.config, shape)
+    return torch.zeros(1, model.config.in_channels, *shape)
+
+
+def export_onnx(
+    model: UNet,
+    path: str | os.PathLike,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    dynamic_batch: bool = True,
+    opset: int = 17,
+) -> Path:
+    """Write ``model`` as ONNX (input ``image`` ``(B, C, *input_shape)``, output ``logits``), atomically."""
+    model = model.eval()
+    example = _example_input(model, input_shape)
+    axes = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with atomic_path(path) as tmp, torch.inference_mode():
+        torch.onnx.export(
+            model, (example,), str(tmp), input_names=["image"], output_names=["logits"],
+            dynamic_axes=axes, opset_version=opset, dynamo=False,
+        )
+    return Path(path)
+
+
+def export_torchscript(model: UNet, path: str | os.PathLike, *, input_shape: tuple[int, ...] | None = None) -> Path:
+    """Write ``model`` as a traced TorchScript module for a fixed tile shape, atomically."""
+    model = model.eval()
+    example = _example_input(model, input_shape)
+    with torch.inference_mode():
+        traced = torch.jit.trace(model, example)
+    with atomic_path(path) as tmp:
+        traced.save(str(tmp))
+    return Path(path)
+
+
+def write_export_description(
+    path: str | os.PathLike, model: UNet, pipeline: dict[str, Any], input_shape: tuple[int, ...]
+) -> Path:
+    """JSON beside an export: tile input/output shapes, halo, pooling stride, and the pipeline."""
+    description = {
+        "config": model.config.to_dict(),
+        "input_shape": list(input_shape),
+        "output_shape": list(sizes.output_shape(model.config, input_shape)),
+        "halo": list(sizes.halo(model.config)),
+        "tile_stride_multiple": list(sizes.total_pool_factor(model.config)),
+        "border": "mirror (reflect) the image by the halo before tiling, as in the paper",
+        "pipeline": pipeline,
+    }
+    return write_json_atomic(path, description)

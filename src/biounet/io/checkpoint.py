@@ -1,0 +1,155 @@
+"""Models on disk: safetensors weights with the configuration as JSON, never pickle.
+
+A saved model is two files written atomically::
+
+    model.safetensors   weights + metadata {"format": "biounet.unet", "config": ..., "pipeline": ...}
+    model.json          the same configuration and pipeline, for people and other tools to read
+
+``pipeline`` is what inference needs besides the network: intensity normalisation, what the classes
+mean (semantic classes or instances with an interior class), the training tile size.  Loading reads
+only the safetensors header and tensors, so it never executes code from the file, and it refuses
+pickle files (``torch.save``) and safetensors files that are not biounet models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biounet.errors import ModelFileError
+from biounet.io.atomic import atomic_path, write_json_atomic
+from biounet.model.config import UNetConfig
+from biounet.model.unet import UNet
+
+FORMAT = "biounet.unet"
+FORMAT_VERSION = 1
+MODEL_FILE_NAMES = ("model.safetensors", "best.safetensors", "checkpoints/best.safetensors")
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model with what inference needs to use it (``pipeline``) and where it came from."""
+
+    model: UNet
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def config(self) -> UNetConfig:
+        return self.model.config
+
+
+def save_model(model: UNet, path: str | os.PathLike, *, pipeline: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` as safetensors + JSON; return the ``.safetensors`` path.
+
+    ``path`` is either a ``*.safetensors`` file (the JSON goes beside it with the same stem) or a
+    directory (``model.safetensors`` and ``model.json`` inside it).  Both files are written
+    atomically; a crash leaves the previous files intact.
+    """
+    from safetensors.torch import save_file
+
+    from biounet import __version__
+
+    target = Path(path)
+    if target.suffix != ".safetensors":
+        target = target / "model.safetensors"
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "biounet_version": __version__,
+        "config": model.config.to_dict(),
+        "pipeline": pipeline or {},
+    }
+    metadata = {key: json.dumps(value) for key, value in description.items()}
+    with atomic_path(target) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    write_json_atomic(target.with_suffix(".json"), description)
+    return target
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """The ``.safetensors`` file for ``path``: the file itself, or a model inside a directory (a run dir)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in MODEL_FILE_NAMES:
+            if (p / name).is_file():
+                return p / name
+        raise ModelFileError(f"{p}: no biounet model in this directory (looked for {', '.join(MODEL_FILE_NAMES)})")
+    if not p.exists():
+        raise ModelFileError(f"{p}: no such model file")
+    return p
+
+
+def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ModelBundle:
+    """Load a model saved by :func:`save_model` (a file or a directory holding one), with its pipeline."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = resolve_model_path(path)
+    metadata = read_metadata(p)
+    try:
+        config = UNetConfig.from_dict(metadata["config"])
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{p}: invalid model configuration ({error})") from error
+    try:
+        state = load_file(str(p), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise ModelFileError(f"{p}: corrupt or truncated safetensors file ({error})") from error
+    model = UNet(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise ModelFileError(f"{p}: weights do not match the configuration ({first[0] if first else error})") from error
+    model.to(device).eval()
+    return ModelBundle(model=model, pipeline=metadata.get("pipeline") or {}, path=p)
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> UNet:
+    """Load a :class:`UNet` saved by :func:`save_model`, in eval mode.
+
+    Refuses pickle files, truncated files and safetensors files that are not biounet models with a
+    :class:`~biounet.errors.ModelFileError` naming the file.
+    """
+    return load_bundle(path, device=device).model
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check the metadata of a biounet ``.safetensors`` file without loading the weights."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as handle:
+            head = handle.read(8)
+            if head[:1] == b"\x80" or head[:2] == b"PK":
+                raise ModelFileError(
+                    f"{p}: this is a pickle / torch.save file; biounet loads only safetensors models, "
+                    "because unpickling can execute code"
+                )
+            if len(head) < 8:
+                raise ModelFileError(f"{p}: not a safetensors file (only {len(head)} bytes)")
+            (header_length,) = struct.unpack("<Q", head)
+            size = p.stat().st_size
+            if header_length > min(size - 8, 100 * 1024 * 1024):
+                raise ModelFileError(f"{p}: not a safetensors file, or truncated (header length {header_length})")
+            header = json.loads(handle.read(header_length))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        if isinstance(error, ModelFileError):
+            raise
+        raise ModelFileError(f"{p}: not a readable safetensors file ({error})") from error
+    raw = header.get("__metadata__") or {}
+    if raw.get("format") is None or json.loads(raw["format"]) != FORMAT:
+        raise ModelFileError(f"{p}: a safetensors file, but not a biounet model (no '{FORMAT}' metadata)")
+    data_end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_length + data_end > size:
+        raise ModelFileError(f"{p}: truncated model file ({size} bytes, expected {8 + header_length + data_end})")
+    try:
+        return {key: json.loads(value) for key, value in raw.items()}
+    except json.JSONDecodeError as error:
+        raise ModelFileError(f"{p}: corrupt biounet metadata ({error})") from error

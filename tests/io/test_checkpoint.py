@@ -1,0 +1,97 @@
+"""Models on disk: safetensors + JSON, atomic, and never pickle."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from biounet import UNet, load_model, save_model
+from biounet.errors import ModelFileError
+from biounet.io.checkpoint import load_bundle, read_metadata
+
+
+def small_model(**kwargs) -> UNet:
+    return UNet(base_channels=4, depth=2, norm="batch", **kwargs).eval()
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    model = small_model()
+    model.train()
+    model(torch.randn(2, 1, 92, 92))  # move the batch-norm running statistics away from their initial values
+    model.eval()
+    path = save_model(model, tmp_path / "run", pipeline={"target": {"kind": "semantic"}})
+    assert path == tmp_path / "run" / "model.safetensors"
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["config"]["norm"] == "batch"
+    bundle = load_bundle(tmp_path / "run")
+    x = torch.randn(1, 1, 124, 108)
+    with torch.inference_mode():
+        assert torch.equal(model(x), bundle.model(x))
+    assert bundle.pipeline == {"target": {"kind": "semantic"}}
+    assert not bundle.model.training
+
+
+def test_file_path_and_3d_model(tmp_path):
+    model = UNet(spatial_dims=3, base_channels=2, depth=1, padding="same").eval()
+    path = save_model(model, tmp_path / "m3.safetensors")
+    assert (tmp_path / "m3.json").is_file()
+    loaded = load_model(path)
+    x = torch.randn(1, 1, 5, 9, 7)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_pickle_files_are_refused(tmp_path):
+    model = small_model()
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"a": 1}))
+    for name in ("weights.pt", "plain.pkl"):
+        with pytest.raises(ModelFileError, match="pickle"):
+            load_model(tmp_path / name)
+
+
+def test_truncated_and_foreign_files_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = save_model(small_model(), tmp_path)
+    data = path.read_bytes()
+    for cut in (4, 100, len(data) // 2, len(data) - 1):
+        (tmp_path / "cut.safetensors").write_bytes(data[:cut])
+        with pytest.raises(ModelFileError, match="cut.safetensors"):
+            load_model(tmp_path / "cut.safetensors")
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ModelFileError, match="not a biounet model"):
+        load_model(tmp_path / "other.safetensors")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFileError, match="no biounet model"):
+        load_model(tmp_path / "empty")
+    with pytest.raises(ModelFileError, match="no such"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_metadata_is_readable_without_weights(tmp_path):
+    path = save_model(small_model(num_classes=3), tmp_path, pipeline={"x": [1, 2]})
+    meta = read_metadata(path)
+    assert meta["format"] == "biounet.unet"
+    assert meta["config"]["num_classes"] == 3
+    assert meta["pipeline"] == {"x": [1, 2]}
+
+
+def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    path = save_model(small_model(), tmp_path)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        with open(args[1], "wb") as handle:
+            handle.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(UNet(base_channels=4, depth=2), tmp_path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
