@@ -1,0 +1,227 @@
+"""Cutting augmented training tiles: one coordinate mapping per tile, each array sampled once.
+
+For every tile a single mapping from tile pixels to source pixels is composed (elastic displacement,
+rotation, multiple of 90 degrees, flips and zoom, all about the tile centre) and the image (cubic),
+label map (nearest: no new label values) and weight map (linear) are each sampled once through it
+(:func:`biounet.augmentation.geometry.interpolate_planes`). Source pixels outside the image are mirrored (the paper's
+overlap-tile strategy). Only the source region under the tile is read, so huge or memory-mapped images
+are fine. Without augmentation a tile is a plain mirrored crop (no interpolation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from biounet.augmentation.config import AugmentationConfig
+from biounet.augmentation.geometry import (
+    CubicKernel,
+    elastic_displacement,
+    interpolate_planes,
+    mirrored_crop,
+)
+from biounet.augmentation.intensity import augment_intensity
+from biounet.errors import DataError
+
+_ROT90 = np.array([[0, -1], [1, 0]], dtype=np.float64)
+
+
+class Augmenter:
+    """Cuts (augmented) training tiles out of source images with their label and weight maps.
+
+    Args:
+        config: what to randomise; :meth:`AugmentationConfig.disabled` for plain crops.
+        spatial_dims: 2 for images ``(C, Y, X)``, 3 for stacks ``(C, Z, Y, X)`` (geometry in-plane, the
+            same for every section; flips on all axes).
+    """
+
+    def __init__(self, config: AugmentationConfig, spatial_dims: int) -> None:
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, not {spatial_dims}")
+        self.config = config
+        self.spatial_dims = spatial_dims
+
+    def sample(
+        self,
+        image: np.ndarray,
+        label: np.ndarray | None,
+        weight: np.ndarray | None,
+        center: Sequence[float],
+        input_shape: Sequence[int],
+        output_shape: Sequence[int],
+        rng: np.random.Generator,
+        *,
+        augment: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Cut one training tile, augmented.
+
+        Args:
+            image: ``(C, *S)`` float32 normalised source image.
+            label: ``(*S)`` integer class map, or None.
+            weight: ``(*S)`` float32 pixel weights, or None.
+            center: tile centre in source pixel coordinates (rounded to the nearest pixel): the tile
+                pixel ``input_shape // 2`` lands on it when nothing is transformed.
+            input_shape: spatial shape of the image tile ``(*T)``.
+            output_shape: spatial shape of the label and weight tiles, centred inside the input tile
+                (valid padding: ``input_shape - 2 * context``; same padding: equal to ``input_shape``).
+            rng: the only source of randomness (same generator state, same tile).
+            augment: False cuts a plain mirrored crop (validation).
+
+        Returns:
+            Image tile ``(C, *input_shape)`` float32, label tile ``(*output_shape)`` int64 and weight
+            tile ``(*output_shape)`` float32 (None where the input was None). Pixels outside the source
+            image are mirrored (reflection about the edge pixel, ``np.pad(mode="reflect")``).
+        """
+        in_shape, out_shape = self._check(image, label, weight, center, input_shape, output_shape)
+        start = np.floor(np.asarray(center, dtype=np.float64) + 0.5).astype(np.intp) - in_shape // 2
+        offset = (in_shape - out_shape) // 2
+        if augment and self.config.changes_geometry:
+            tiles = self._transformed_tiles(image, label, weight, start, offset, in_shape, out_shape, rng)
+        else:
+            tiles = (
+                mirrored_crop(image, start, in_shape).astype(np.float32, copy=False),
+                None if label is None else mirrored_crop(label, start + offset, out_shape),
+                None if weight is None else mirrored_crop(weight, start + offset, out_shape),
+            )
+        image_tile, label_tile, weight_tile = tiles
+        if augment:
+            image_tile = augment_intensity(image_tile, self.config, rng)
+        return (
+            image_tile,
+            None if label_tile is None else label_tile.astype(np.int64, copy=False),
+            None if weight_tile is None else weight_tile.astype(np.float32, copy=False),
+        )
+
+    def _transformed_tiles(
+        self,
+        image: np.ndarray,
+        label: np.ndarray | None,
+        weight: np.ndarray | None,
+        start: np.ndarray,
+        offset: np.ndarray,
+        in_shape: np.ndarray,
+        out_shape: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Draw one random mapping and sample image, label and weight through it."""
+        config = self.config
+        plane_shape = tuple(int(n) for n in in_shape[-2:])
+        flips = rng.random(self.spatial_dims) < 0.5 if config.flip else np.zeros(self.spatial_dims, dtype=bool)
+        quarter_turns = int(rng.integers(4)) if config.rotate90 else 0
+        angle = rng.uniform(0.0, 2.0 * math.pi) if config.rotate else 0.0
+        zoom = rng.uniform(*config.scale) if config.scale != (1.0, 1.0) else 1.0
+        displacement = None
+        if config.elastic and config.elastic_std > 0:
+            displacement = elastic_displacement(plane_shape, rng, config.elastic_grid, config.elastic_std)
+
+        matrix = np.linalg.matrix_power(_ROT90, quarter_turns) @ np.diag(np.where(flips[-2:], -1.0, 1.0))
+        matrix = rotation_matrix(angle) @ matrix / zoom
+        # Flips and quarter turns alone map pixels to pixels: then gather instead of interpolating.
+        integral = None if displacement is None and angle == 0.0 and zoom == 1.0 else False
+        coords = plane_coordinates(start[-2:], plane_shape, matrix, displacement)
+        lead = []
+        if self.spatial_dims == 3:
+            z = np.arange(start[0], start[0] + in_shape[0])
+            lead = [z[::-1] if flips[0] else z]
+
+        image_tile = interpolate_planes(
+            image, coords, 3, lead_indices=lead, integral=integral, dtype=np.float32, cubic=config.image_interpolation
+        )
+        window = tuple(slice(int(o), int(o + n)) for o, n in zip(offset, out_shape))
+        out_coords = coords[(slice(None), *window[-2:])]
+        out_lead = [index[window[0]] for index in lead]
+        label_tile = weight_tile = None
+        if label is not None:
+            label_tile = interpolate_planes(label, out_coords, 0, lead_indices=out_lead, integral=integral)
+        if weight is not None:
+            weight_tile = interpolate_planes(
+                weight, out_coords, 1, lead_indices=out_lead, integral=integral, dtype=np.float32
+            )
+        return image_tile, label_tile, weight_tile
+
+    def _check(
+        self,
+        image: np.ndarray,
+        label: np.ndarray | None,
+        weight: np.ndarray | None,
+        center: Sequence[float],
+        input_shape: Sequence[int],
+        output_shape: Sequence[int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        dims = self.spatial_dims
+        if image.ndim != dims + 1:
+            raise DataError(f"expected a {dims}D image with channels (C, *S), got an array of shape {image.shape}")
+        for name, array in (("label", label), ("weight", weight)):
+            if array is not None and array.shape != image.shape[1:]:
+                raise DataError(f"the {name} map has shape {array.shape} but the image {image.shape[1:]}")
+        in_shape = np.asarray(input_shape, dtype=np.intp)
+        out_shape = np.asarray(output_shape, dtype=np.intp)
+        if len(center) != dims or in_shape.shape != (dims,) or out_shape.shape != (dims,):
+            raise ValueError(f"center, input_shape and output_shape need {dims} entries each")
+        if np.any(out_shape < 1) or np.any(out_shape > in_shape):
+            raise ValueError(
+                f"output_shape {tuple(out_shape)} must be positive and fit in input_shape {tuple(in_shape)}"
+            )
+        return in_shape, out_shape
+
+
+def rotation_matrix(angle: float) -> np.ndarray:
+    """``(2, 2)`` rotation by ``angle`` radians in the (y, x) plane."""
+    if angle == 0.0:
+        return np.eye(2)
+    cos, sin = math.cos(angle), math.sin(angle)
+    return np.array([[cos, -sin], [sin, cos]])
+
+
+def plane_coordinates(
+    start: Sequence[int], shape: Sequence[int], matrix: np.ndarray, displacement: np.ndarray | None = None
+) -> np.ndarray:
+    """Source coordinates ``(2, Y, X)`` of a tile of ``shape`` whose identity placement starts at ``start``.
+
+    ``source = centre + matrix @ (q + displacement(q))``, where ``q`` is the pixel's offset (pixels) from
+    the tile's geometric centre and ``centre = start + (shape - 1) / 2``: flips and rotations turn the tile
+    about its own centre, and ``matrix = identity`` with no displacement gives ``start + index``.
+    """
+    height, width = (int(n) for n in shape)
+    centre = np.asarray(start, dtype=np.float64) + (np.array([height, width]) - 1.0) / 2.0
+    qy = (np.arange(height) - (height - 1) / 2.0)[:, None]
+    qx = (np.arange(width) - (width - 1) / 2.0)[None, :]
+    if displacement is not None:
+        qy, qx = qy + displacement[0], qx + displacement[1]
+    coords = np.empty((2, height, width))
+    coords[0] = centre[0] + matrix[0, 0] * qy + matrix[0, 1] * qx
+    coords[1] = centre[1] + matrix[1, 0] * qy + matrix[1, 1] * qx
+    return coords
+
+
+def elastic_deform(
+    array: np.ndarray,
+    rng: np.random.Generator,
+    grid: int = 3,
+    std: float = 10.0,
+    order: int = 3,
+    *,
+    cubic: CubicKernel = "bicubic",
+) -> np.ndarray:
+    """Elastically deform a whole array in-plane, the paper's way (mirrored at the borders).
+
+    Args:
+        array: ``(*L, Y, X)``; every plane (e.g. channels or Z sections) gets the same deformation.
+        rng: source of randomness.
+        grid: coarse grid points per axis; std: coarse displacement standard deviation in pixels.
+        order: interpolation order: 3 (cubic) for images, 1 (linear), 0 (nearest) for label maps.
+        cubic: ``"bicubic"`` (Keys, PyTorch, fast) or ``"spline"`` (cubic B-spline, SciPy) for ``order == 3``.
+
+    Returns:
+        Deformed array of the same shape; dtype of ``array`` for ``order == 0``, float32 otherwise.
+    """
+    array = np.asarray(array)
+    if array.ndim < 2:
+        raise ValueError(f"elastic_deform needs an array with at least 2 axes, got shape {array.shape}")
+    plane_shape = array.shape[-2:]
+    coords = np.indices(plane_shape, dtype=np.float64) + elastic_displacement(plane_shape, rng, grid, std)
+    dtype = array.dtype if order == 0 else np.float32
+    integral = None if std == 0 else False
+    return interpolate_planes(array, coords, order, integral=integral, dtype=dtype, cubic=cubic)

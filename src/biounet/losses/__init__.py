@@ -1,0 +1,41 @@
+"""Losses and the paper's loss weights.
+
+- :func:`weighted_cross_entropy` (eq. 1), :func:`soft_dice_loss`, :class:`SegmentationLoss`,
+  :func:`build_loss` (``"wce"``, ``"ce"``, ``"dice"``, ``"dice_ce"``).
+- :func:`unet_weight_map` (eq. 2) = :func:`class_balance_weights` + :func:`border_weights`, computed
+  with a few distance transforms per image (not one per cell); :class:`WeightMapCache` keeps one per image.
+"""
+
+from __future__ import annotations
+
+from biounet.losses.segmentation import (
+    LOSS_NAMES,
+    SegmentationLoss,
+    build_loss,
+    soft_dice_loss,
+    weighted_cross_entropy,
+)
+from biounet.losses.weight_map import (
+    WeightMapCache,
+    border_cutoff,
+    border_weights,
+    border_weights_bruteforce,
+    cell_colouring,
+    class_balance_weights,
+    unet_weight_map,
+)
+
+__all__ = [
+    "LOSS_NAMES",
+    "SegmentationLoss",
+    "WeightMapCache",
+    "border_cutoff",
+    "border_weights",
+    "border_weights_bruteforce",
+    "build_loss",
+    "cell_colouring",
+    "class_balance_weights",
+    "soft_dice_loss",
+    "unet_weight_map",
+    "weighted_cross_entropy",
+]
