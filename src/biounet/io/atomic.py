@@ -35,6 +35,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         if tmp.is_file():
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         if final.is_dir() and not final.is_symlink():
             _remove(final)
         os.replace(tmp, final)
@@ -67,6 +68,12 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path) -> None:

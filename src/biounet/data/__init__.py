@@ -1,0 +1,1 @@
+"""Data: reading image/label folders, normalisation, synthetic microscopy and public dataset fetching."""

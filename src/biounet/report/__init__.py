@@ -1,0 +1,120 @@
+"""A self-contained HTML report of a training or evaluation run.
+
+:func:`write_report` writes ``out_dir/report.html``, one file that opens anywhere (every image is embedded
+as a base64 PNG data URI, the CSS is inline, nothing is fetched from the network), and the same figures
+as ``out_dir/figures/*.png`` for papers and slides.  The page shows the timings, the metrics table, the
+training curves, one overlay figure per image (input | ground truth | prediction | instances) and the
+configuration as JSON.
+
+Example::
+
+    report = Report(
+        title="U-Net on ISBI 2012",
+        history=[{"step": 100, "train_loss": 0.41, "val_loss": 0.45, "val_rand_error": 0.08, "lr": 1e-3}],
+        panels=[OverlayPanel("slice 18", image, ground_truth=labels, prediction=probability, instances=cells)],
+        metrics=[{"image": "18", "rand_error": 0.081}, {"image": "mean", "rand_error": 0.081}],
+        timings={"training": 812.0, "inference": 3.2},
+        config={"epochs": 50},
+    )
+    write_report(Path("runs/isbi/report"), report)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OverlayPanel", "Report", "write_report"]
+
+
+@dataclass
+class OverlayPanel:
+    """One image to show with its labels.  All arrays are ``(Y, X)`` (a ``(Z, Y, X)`` stack shows its
+    middle slice) and share that shape.
+
+    Attributes:
+        name: caption, e.g. the file name.
+        image: the input, any dtype (shown with a 1-99.8 percentile stretch); ``(Y, X, 3)`` is RGB.
+        ground_truth: label image (instance ids, or semantic classes such as ISBI's 0/255); 0 is not
+            coloured.
+        prediction: a foreground/class probability (float, 0..1, shown as a heat map with its 0.5
+            contour) or semantic class labels (integer, 0 = background).
+        instances: separated objects, one id per object (0 = background).
+    """
+
+    name: str
+    image: np.ndarray
+    ground_truth: np.ndarray | None = None
+    prediction: np.ndarray | None = None
+    instances: np.ndarray | None = None
+
+
+@dataclass
+class Report:
+    """Everything the report shows.
+
+    Attributes:
+        title: page title.
+        history: training log rows, e.g. ``{"step": 200, "epoch": 1.5, "train_loss": 0.3, "val_loss": 0.4,
+            "val_dice": 0.85, "lr": 1e-3, "seconds": 12.5}``; ``None`` values are skipped.
+        panels: the overlay figures, one per image.
+        metrics: table rows (e.g. one per image plus a ``mean`` row); columns are the union of the keys.
+        timings: named durations in seconds (e.g. ``{"training": 812.0, "inference": 3.2}``).
+        config: the run configuration, shown as JSON.
+        notes: free-text remarks shown under the title.
+    """
+
+    title: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    panels: list[OverlayPanel] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(out_dir: str | Path, report: Report) -> Path:
+    """Write ``out_dir/report.html`` (self-contained) and ``out_dir/figures/*.png``; return the HTML path.
+
+    Every file is written atomically, so an interrupted run never leaves a half-written report.
+    """
+    from biounet.io.atomic import write_bytes_atomic, write_text_atomic
+    from biounet.report.figures import curves_png, overlay_png
+    from biounet.report.html import Figure, render_html
+
+    out = Path(out_dir)
+    figures: list[Figure] = []
+    curves = curves_png(report.history)
+    if curves is not None:
+        figures.append(Figure("training", "curves.png", curves, _curves_alt(report.history), "Training curves"))
+    for index, panel in enumerate(report.panels):
+        name = f"panel_{index:02d}_{_slug(panel.name)}.png"
+        alt = f"{panel.name}: " + " | ".join(_panel_columns(panel))
+        figures.append(Figure("panels", name, overlay_png(panel), alt, panel.name))
+    for figure in figures:
+        write_bytes_atomic(out / "figures" / figure.file_name, figure.png)
+    return write_text_atomic(out / "report.html", render_html(report, figures))
+
+
+def _panel_columns(panel: OverlayPanel) -> list[str]:
+    names = ["input"]
+    for label, array in (("ground truth", panel.ground_truth), ("prediction", panel.prediction)):
+        if array is not None:
+            names.append(label)
+    if panel.instances is not None:
+        names.append("separated instances")
+    return names
+
+
+def _curves_alt(history: list[dict[str, Any]]) -> str:
+    keys = sorted({k for row in history for k, v in row.items() if v is not None and k not in ("step", "epoch")})
+    return "Training curves vs step: " + ", ".join(keys)
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:40] or "image"
