@@ -1,0 +1,417 @@
+"""Reading training data: image/mask pairs from folders or the DSB 2018 layout, as ``(C, *S)`` float32.
+
+Layouts:
+
+* ``"folders"``: an image folder and a mask folder; image and mask are paired by file name without
+  suffix (``a.png`` with ``a.tif``; mask names may end in ``_mask``, ``_label``, ``_labels``, ``_seg``
+  or ``_gt``; if names differ but every name ends in a unique number, e.g. ``raw/07.tif`` and
+  ``labels/labels00000007.png``, they are paired by that number). Both may be the same folder when the
+  masks carry one of those endings. PNG, TIFF (single- and multi-page), ``.npy`` and zarr, 8/16-bit or
+  float, grayscale or multi-channel.
+* ``"dsb"``: the 2018 Data Science Bowl layout ``<root>/<id>/images/<id>.png`` with one mask file per
+  object in ``<root>/<id>/masks/*.png``; the instance map is the enumeration of the mask files.
+
+Channels are found from the mask's shape: an image of the mask's shape has one channel, one extra
+axis first or last is the channel axis. A constant alpha channel is dropped, and when every image's
+channels are equal (grey saved as RGB/RGBA, as in DSB) only the first is kept. 2D models read 3D
+stacks (a multi-page mask of the same depth) as one training image per section.
+
+Intensities are normalised per image with :mod:`biounet.data.normalization` (statistics of the whole
+image or stack), as inference does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from biounet.data.normalization import NormalizationConfig, normalize
+from biounet.data.targets import Target, TargetConfig, build_target, touching_target
+from biounet.errors import DataError, ImageReadError
+from biounet.io.images import PIL_SUFFIXES, image_suffix, is_image_file, read_image
+
+log = logging.getLogger("biounet.data")
+
+Layout = Literal["folders", "dsb"]
+
+#: Endings of mask file names that are ignored when pairing masks with images.
+MASK_ENDINGS = ("_mask", "_masks", "_label", "_labels", "_seg", "_gt", "-mask", "-label", "-labels")
+
+
+@dataclass
+class Sample:
+    """One training image with its target.
+
+    Attributes:
+        name: short name (the file stem; ``stem[z=3]`` for a section of a stack).
+        image: ``(C, *S)`` float32, normalised.
+        target: class map ``(*S)`` uint8 and, for instance targets, the instance map ``(*S)`` int32.
+        image_path, mask_path: where it came from (``mask_path`` is the masks folder for DSB).
+        weight: ``(*S)`` float32 pixel weights (the paper's eq. 2 map), filled in by training.
+    """
+
+    name: str
+    image: np.ndarray
+    target: Target
+    image_path: Path
+    mask_path: Path | None = None
+    weight: np.ndarray | None = None
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(self.image.shape[1:])
+
+
+@dataclass
+class TrainingData:
+    """Samples read with one convention.
+
+    Attributes:
+        samples: in natural name order.
+        in_channels: channels of every ``sample.image``.
+        channel_axis: where channels are in the files (``"first"``, ``"last"`` or ``None``: single channel).
+        channels: indices of the file channels used (``None``: all of them).
+        notes: what was found (mask conventions, channels), one line each, for the log.
+    """
+
+    samples: list[Sample]
+    in_channels: int
+    channel_axis: str | None
+    channels: list[int] | None
+    notes: list[str] = field(default_factory=list)
+
+    def pipeline(self) -> dict[str, Any]:
+        return {"channel_axis": self.channel_axis, "channels": self.channels}
+
+
+@dataclass
+class _Raw:
+    """An image before channel harmonisation: ``(C, *S)`` as in the file, plus where the channels were."""
+
+    name: str
+    image: np.ndarray
+    channel_axis: str | None
+    target: Target
+    image_path: Path
+    mask_path: Path | None
+
+
+# --------------------------------------------------------------------------------------------- pairing
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that orders ``2`` before ``10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def file_stem(path: Path) -> str:
+    """Name without the image suffix (``a.ome.tif`` -> ``a``)."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return stem[:-4] if stem.lower().endswith(".ome") else stem
+
+
+def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
+    """Image files in ``folder`` (not recursive), naturally sorted; DataError if none or no folder."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such {what} folder")
+    files = sorted((p for p in root.iterdir() if is_image_file(p)), key=lambda p: natural_key(p.name))
+    if not files:
+        raise DataError(f"{root}: no {what} files in this folder (expected .png, .tif, .tiff, .npy or .zarr)")
+    return files
+
+
+def _mask_stem(path: Path) -> str | None:
+    stem = file_stem(path)
+    for ending in MASK_ENDINGS:
+        if stem.lower().endswith(ending) and len(stem) > len(ending):
+            return stem[: -len(ending)]
+    return None
+
+
+def _by_stem(files: Sequence[Path], key: Any) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in files:
+        stem = key(path)
+        if stem in found:
+            raise DataError(f"{path}: two files named {stem!r} ({found[stem].name} and {path.name}); keep one")
+        found[stem] = path
+    return found
+
+
+def _trailing_number(stem: str) -> int | None:
+    match = re.search(r"(\d+)$", stem)
+    return int(match.group(1)) if match else None
+
+
+def pair_files(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
+    """``(name, image_path, mask_path)`` for every image, paired by name (see module docstring).
+
+    Raises DataError for an empty or missing folder, an image without a mask or a mask without an image.
+    """
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    same_folder = images_dir.resolve() == masks_dir.resolve()
+    masks = list_images(masks_dir, "mask")
+    if same_folder:
+        masks = [p for p in masks if _mask_stem(p) is not None]
+        mask_set = set(masks)
+        images = [p for p in list_images(images_dir) if p not in mask_set]
+        if not masks:
+            raise DataError(f"{masks_dir}: images and masks share this folder, but no file name ends in "
+                            f"{', '.join(MASK_ENDINGS[:5])}")
+    else:
+        images = list_images(images_dir)
+    image_by_stem = _by_stem(images, file_stem)
+    mask_by_stem = _by_stem(masks, file_stem)
+    for path in masks:
+        stripped = _mask_stem(path)
+        if stripped is not None and stripped not in mask_by_stem:
+            mask_by_stem[stripped] = path
+    if not all(stem in mask_by_stem for stem in image_by_stem):
+        numbered = _pair_by_number(image_by_stem, masks)
+        if numbered is not None:
+            log.info("paired images and masks by the number at the end of their names")
+            return numbered
+    pairs = []
+    used = set()
+    for stem, image in image_by_stem.items():
+        mask = mask_by_stem.get(stem)
+        if mask is None:
+            raise DataError(f"{image}: no mask named {stem}.* (or {stem}_mask.*) in {masks_dir}")
+        used.add(mask)
+        pairs.append((stem, image, mask))
+    for path in masks:
+        if path not in used:
+            raise DataError(f"{path}: mask without an image of the same name in {images_dir}")
+    return pairs
+
+
+def _pair_by_number(image_by_stem: dict[str, Path], masks: Sequence[Path]) -> list[tuple[str, Path, Path]] | None:
+    image_numbers = {_trailing_number(stem): path for stem, path in image_by_stem.items()}
+    mask_numbers = {_trailing_number(file_stem(path)): path for path in masks}
+    if (
+        None in image_numbers
+        or None in mask_numbers
+        or len(image_numbers) != len(image_by_stem)
+        or len(mask_numbers) != len(masks)
+        or set(image_numbers) != set(mask_numbers)
+    ):
+        return None
+    return [(file_stem(image_numbers[n]), image_numbers[n], mask_numbers[n]) for n in sorted(image_numbers)]
+
+
+def find_dsb(root: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
+    """``(id, image_path, mask_paths)`` for every sample of a DSB 2018 folder (``stage1_train`` or its parent)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such DSB folder")
+    if (root / "stage1_train").is_dir() and not (root / root.name / "images").is_dir():
+        root = root / "stage1_train"
+    entries = []
+    for folder in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
+        images_dir = folder / "images"
+        if not images_dir.is_dir():
+            continue
+        images = [p for p in images_dir.iterdir() if is_image_file(p)]
+        if len(images) != 1:
+            raise DataError(f"{images_dir}: expected exactly one image file, found {len(images)}")
+        masks_dir = folder / "masks"
+        masks = sorted((p for p in masks_dir.iterdir() if is_image_file(p)), key=lambda p: p.name) \
+            if masks_dir.is_dir() else []
+        if not masks:
+            raise DataError(f"{masks_dir}: no mask files (DSB layout: one PNG per object in <id>/masks/)")
+        entries.append((folder.name, images[0], masks))
+    if not entries:
+        raise DataError(f"{root}: no DSB samples (expected <id>/images/<id>.png and <id>/masks/*.png)")
+    return entries
+
+
+# ------------------------------------------------------------------------------------------- channels
+
+
+def read_mask(path: Path, spatial_dims: int) -> np.ndarray:
+    """A mask as ``(*S)`` (``(Z, Y, X)`` for a stack read by a 2D model); grey saved as colour PNG -> channel 0."""
+    mask = read_image(path)
+    if image_suffix(path) in PIL_SUFFIXES and mask.ndim == 3:
+        colour = mask[..., :3]
+        if not np.all(colour == colour[..., :1]):
+            raise DataError(f"{path}: colour mask with different R, G, B; save labels as a grayscale image")
+        mask = mask[..., 0]
+    if mask.ndim not in (spatial_dims, spatial_dims + 1) or (spatial_dims == 3 and mask.ndim != 3):
+        raise DataError(f"{path}: mask of shape {mask.shape} is not a {spatial_dims}D label image")
+    return mask
+
+
+def channels_first(image: np.ndarray, spatial_shape: tuple[int, ...], path: Path) -> tuple[np.ndarray, str | None]:
+    """``(C, *S)`` view of ``image`` whose spatial shape must be ``spatial_shape``; also the channel axis found."""
+    if image.shape == spatial_shape:
+        return image[np.newaxis], None
+    if image.ndim == len(spatial_shape) + 1:
+        if image.shape[:-1] == spatial_shape:
+            return np.moveaxis(image, -1, 0), "last"
+        if image.shape[1:] == spatial_shape:
+            return image, "first"
+    raise DataError(
+        f"{path}: image of shape {image.shape} does not match its mask of shape {spatial_shape} "
+        "(expected the same size, with at most one extra channel axis first or last)"
+    )
+
+
+def _drop_constant_alpha(image: np.ndarray, path: Path) -> np.ndarray:
+    if image_suffix(path) in PIL_SUFFIXES and image.shape[0] in (2, 4):
+        alpha = image[-1]
+        if alpha.min() == alpha.max():
+            return image[:-1]
+    return image
+
+
+def _equal_channels(image: np.ndarray) -> bool:
+    return image.shape[0] == 1 or bool(np.all(image == image[:1]))
+
+
+def harmonise_channels(raws: list[_Raw], normalization: NormalizationConfig) -> TrainingData:
+    """Give every image the same channels (see module docstring), normalise, and build :class:`TrainingData`."""
+    images = [_drop_constant_alpha(raw.image, raw.image_path) for raw in raws]
+    grey = all(_equal_channels(image) for image in images)
+    axes = {raw.channel_axis for raw in raws}
+    notes = []
+    if grey:
+        images = [image[:1] for image in images]
+        multi = sorted(axes - {None})
+        channel_axis = multi[0] if len(multi) == 1 else None
+        channels = [0] if channel_axis else None
+        if channel_axis:
+            notes.append(f"images have equal channels ({channel_axis} axis): using channel 0 as grayscale")
+    else:
+        count = images[0].shape[0]
+        for raw, image in zip(raws, images):
+            if image.shape[0] != count or raw.channel_axis != raws[0].channel_axis:
+                raise DataError(
+                    f"{raw.image_path}: {image.shape[0]} channel(s) ({raw.channel_axis or 'no'} channel axis), "
+                    f"but {raws[0].image_path.name} has {count} ({raws[0].channel_axis or 'no'} channel axis)"
+                )
+        channel_axis = raws[0].channel_axis
+        kept = images[0].shape[0]
+        channels = list(range(kept)) if kept != raws[0].image.shape[0] else None
+        notes.append(f"images have {count} channels ({channel_axis} axis)")
+    samples = []
+    for raw, image in zip(raws, images):
+        normalised = normalize(image, normalization)
+        samples.append(Sample(raw.name, normalised, raw.target, raw.image_path, raw.mask_path))
+    return TrainingData(samples, int(samples[0].image.shape[0]), channel_axis, channels, notes)
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+def _read(path: Path) -> np.ndarray:
+    image = read_image(path)
+    if image.dtype.kind not in "uif" and image.dtype != bool:
+        raise ImageReadError(f"{path}: unsupported pixel type {image.dtype}")
+    return image
+
+
+def _split_sections(raw: _Raw) -> list[_Raw]:
+    """A stack ``(C, Z, Y, X)`` with its target, as Z 2D images (for a 2D model)."""
+    target = raw.target
+    out = []
+    for z in range(raw.image.shape[1]):
+        section = Target(
+            classes=target.classes[z],
+            instances=None if target.instances is None else target.instances[z],
+            convention=target.convention,
+        )
+        out.append(_Raw(f"{raw.name}[z={z}]", raw.image[:, z], raw.channel_axis, section, raw.image_path,
+                        raw.mask_path))
+    return out
+
+
+def read_folder_pairs(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    target: TargetConfig,
+    *,
+    normalization: NormalizationConfig | None = None,
+    spatial_dims: int = 2,
+    names: Sequence[str] | None = None,
+) -> TrainingData:
+    """Read every image/mask pair of two folders (``names``: only these stems) into :class:`TrainingData`."""
+    pairs = pair_files(images_dir, masks_dir)
+    if names is not None:
+        pairs = _select(pairs, names, Path(images_dir))
+    raws: list[_Raw] = []
+    for name, image_path, mask_path in pairs:
+        mask = read_mask(mask_path, spatial_dims)
+        image, axis = channels_first(_read(image_path), mask.shape, image_path)
+        raw = _Raw(name, image, axis, build_target(mask, target, str(mask_path)), image_path, mask_path)
+        raws.extend(_split_sections(raw) if mask.ndim == spatial_dims + 1 else [raw])
+    data = harmonise_channels(raws, normalization or NormalizationConfig())
+    data.notes.insert(0, f"read {len(pairs)} image/mask pairs from {images_dir} and {masks_dir}"
+                         + (f" ({len(raws)} sections)" if len(raws) != len(pairs) else ""))
+    data.notes.insert(1, "masks: " + _conventions(raws))
+    return data
+
+
+def read_dsb(
+    root: str | os.PathLike,
+    target: TargetConfig,
+    *,
+    normalization: NormalizationConfig | None = None,
+    names: Sequence[str] | None = None,
+) -> TrainingData:
+    """Read a DSB 2018 folder: instance map = enumeration of each sample's mask files (``> 0``; later files win
+    the few overlapping pixels)."""
+    if target.kind == "instances" and target.style == "membrane":
+        raise DataError(f"{root}: the DSB layout holds objects, not membranes; use the touching-cells target")
+    entries = find_dsb(root)
+    if names is not None:
+        entries = _select(entries, names, Path(root))
+    raws = []
+    for name, image_path, mask_paths in entries:
+        image = _read(image_path)
+        spatial = image.shape[:2]
+        instances = np.zeros(spatial, dtype=np.int32)
+        for index, mask_path in enumerate(mask_paths, start=1):
+            mask = read_mask(mask_path, 2)
+            if mask.shape != spatial:
+                raise DataError(f"{mask_path}: mask of shape {mask.shape} does not match its image {spatial}")
+            instances[mask > 0] = index
+        image_cf, axis = channels_first(image, spatial, image_path)
+        raws.append(_Raw(name, image_cf, axis, _instance_target(instances, target), image_path,
+                         mask_paths[0].parent))
+    data = harmonise_channels(raws, normalization or NormalizationConfig())
+    objects = sum(len(m) for _, _, m in entries)
+    data.notes.insert(0, f"read {len(raws)} DSB samples with {objects} object masks from {root}")
+    return data
+
+
+def _instance_target(instances: np.ndarray, config: TargetConfig) -> Target:
+    if config.kind == "semantic":
+        if config.classes:
+            raise DataError("DSB masks are objects: a semantic target from them has 2 classes, not "
+                            f"{config.classes}")
+        return Target(classes=(instances > 0).astype(np.uint8), convention="union of object masks")
+    return Target(classes=touching_target(instances, config.boundary_width), instances=instances,
+                  convention="one mask file per object")
+
+
+def _select(entries: list[tuple], names: Sequence[str], where: Path) -> list[tuple]:
+    wanted = list(names)
+    by_name = {entry[0]: entry for entry in entries}
+    missing = [n for n in wanted if n not in by_name]
+    if missing:
+        raise DataError(f"{where}: no image named {missing[0]!r} (names are file names without suffix)")
+    return [by_name[n] for n in wanted]
+
+
+def _conventions(raws: list[_Raw]) -> str:
+    counts = Counter(raw.target.convention for raw in raws)
+    return "; ".join(f"{convention} ({count} file{'s' if count > 1 else ''})" for convention, count in counts.items())

@@ -1,0 +1,1 @@
+"""Training: configuration, recipes, the loop with exact resume, validation and history."""

@@ -1,0 +1,199 @@
+"""Validation on whole images: tiled prediction, then the metrics that fit the task.
+
+* Membranes (ISBI 2012, ``style="membrane"``): adapted Rand error of the segments grown from
+  ``P(interior) > t`` at the best threshold ``t`` in 0.1..0.9 (the mean over the images at each
+  threshold), and the pixel error; main metric ``rand_error`` (lower is better).
+* Touching objects (``style="touching"``): instances from the probabilities, F1 of the matches at
+  IoU 0.5 and the IoU of the foreground; main metric ``f1`` (higher is better).
+* Semantic classes: mean IoU and mean Dice over the classes; main metric ``mean_iou``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from biounet.data.readers import Sample
+from biounet.data.targets import TargetConfig
+
+
+@dataclass
+class ValidationResult:
+    """Mean metrics over the validation images, and the first image's prediction for the report.
+
+    Attributes:
+        metrics: ``{name: value}`` (``threshold`` is the best interior threshold for membranes).
+        main: name of the metric that chooses the best checkpoint.
+        higher_is_better: its direction.
+        probabilities: ``(K, *S)`` class probabilities of the first validation image.
+        prediction: ``(*S)`` int instances (instance targets) or classes (semantic) of the first image.
+        seconds: wall-clock time of the validation.
+    """
+
+    metrics: dict[str, float]
+    main: str
+    higher_is_better: bool
+    probabilities: np.ndarray | None = None
+    prediction: np.ndarray | None = None
+    seconds: float = 0.0
+    per_image: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def value(self) -> float:
+        return self.metrics[self.main]
+
+    def better_than(self, other: float | None) -> bool:
+        if other is None or not np.isfinite(other):
+            return bool(np.isfinite(self.value))
+        return self.value > other if self.higher_is_better else self.value < other
+
+
+def main_metric(target: TargetConfig) -> tuple[str, bool]:
+    """Name and direction (higher is better?) of the metric that picks the best checkpoint."""
+    if target.kind == "instances":
+        return ("rand_error", False) if target.style == "membrane" else ("f1", True)
+    return "mean_iou", True
+
+
+def predict_probabilities(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    precision: str,
+    batch_size: int | None = None,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """``(K, *S)`` float32 class probabilities of a normalised image ``(C, *S)`` with the tiled predictor.
+
+    The predictor chooses the tile size from the available memory: for a valid-padded network the
+    result does not depend on it, and tiles as small as the training tiles would be slow.
+    """
+    from biounet.inference.predictor import predict
+
+    device = next(model.parameters()).device
+    probabilities = predict(
+        model,
+        image,
+        tile_size=None,
+        batch_size=batch_size,
+        tta=1,
+        precision=precision,
+        output="probabilities",
+        device=device,
+        pipeline={"normalization": {"method": "none"}},
+        channel_axis="first",
+        num_threads=num_threads,
+        progress=False,
+    )
+    return np.asarray(probabilities, dtype=np.float32)
+
+
+def validate(
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
+    target: TargetConfig,
+    *,
+    precision: str,
+    batch_size: int | None = None,
+    num_threads: int | None = None,
+) -> ValidationResult:
+    """Predict every validation image whole and score it (see the module docstring)."""
+    import time
+
+    start = time.perf_counter()
+    main, higher = main_metric(target)
+    was_training = model.training
+    model.eval()
+    try:
+        probabilities = [
+            predict_probabilities(model, s.image, precision=precision, batch_size=batch_size, num_threads=num_threads)
+            for s in samples
+        ]
+    finally:
+        model.train(was_training)
+    if target.kind == "instances" and target.style == "membrane":
+        metrics, per_image, predictions = membrane_metrics(samples, probabilities)
+    elif target.kind == "instances":
+        metrics, per_image, predictions = instance_metrics(samples, probabilities, target)
+    else:
+        metrics, per_image, predictions = semantic_metrics(samples, probabilities, target.num_classes)
+    return ValidationResult(
+        metrics=metrics,
+        main=main,
+        higher_is_better=higher,
+        probabilities=probabilities[0] if probabilities else None,
+        prediction=predictions[0] if predictions else None,
+        seconds=time.perf_counter() - start,
+        per_image=per_image,
+    )
+
+
+def membrane_metrics(
+    samples: Sequence[Sample], probabilities: list[np.ndarray]
+) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
+    """Membranes: (mean metrics, per-image metrics, [segments of the first image]) from ``(2, *S)`` probabilities.
+
+    The threshold is chosen once for all images (lowest mean Rand error); the pixel error is its minimum.
+    """
+    from biounet.metrics import DEFAULT_THRESHOLDS, segments_from_probability, sweep_metrics
+
+    sweeps = [
+        sweep_metrics(p[1], s.target.instances, ("adapted_rand", "pixel_error"), DEFAULT_THRESHOLDS)
+        for s, p in zip(samples, probabilities)
+    ]
+    rand = np.mean([sw["adapted_rand"].values for sw in sweeps], axis=0)
+    pixel = np.mean([sw["pixel_error"].values for sw in sweeps], axis=0)
+    best = int(np.nanargmin(rand))
+    threshold = float(DEFAULT_THRESHOLDS[best])
+    metrics = {"rand_error": float(rand[best]), "pixel_error": float(pixel.min()), "threshold": threshold}
+    per_image = [
+        {"rand_error": sw["adapted_rand"].values[best], "pixel_error": sw["pixel_error"].values[best]}
+        for sw in sweeps
+    ]
+    predictions = [segments_from_probability(probabilities[0][1], threshold)] if probabilities else []
+    return metrics, per_image, predictions
+
+
+def instance_metrics(
+    samples: Sequence[Sample], probabilities: list[np.ndarray], target: TargetConfig
+) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
+    """Touching objects: F1 at IoU 0.5 of the instances from the probabilities, and the foreground IoU."""
+    from biounet.inference.instances import instances_from_probabilities
+    from biounet.metrics import iou_per_class, match_instances
+
+    per_image, predictions = [], []
+    for sample, probs in zip(samples, probabilities):
+        instances = instances_from_probabilities(
+            probs, interior_class=target.interior_class, foreground_classes=target.foreground_classes, threshold=0.5
+        )
+        foreground = probs[target.foreground_classes].sum(axis=0) > 0.5
+        match = match_instances(sample.target.instances, instances, iou_threshold=0.5)
+        iou = iou_per_class(sample.target.instances > 0, foreground, [1])[1]
+        per_image.append({"f1": float(match.f1), "foreground_iou": float(iou)})
+        predictions.append(instances)
+    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in ("f1", "foreground_iou")}
+    return metrics, per_image, predictions[:1]
+
+
+def semantic_metrics(
+    samples: Sequence[Sample], probabilities: list[np.ndarray], num_classes: int
+) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
+    """Semantic classes: mean IoU and mean Dice over the classes of the arg-max labels."""
+    from biounet.metrics import dice_per_class, iou_per_class
+
+    per_image: list[dict[str, Any]] = []
+    predictions = []
+    classes = list(range(num_classes))
+    for sample, probs in zip(samples, probabilities):
+        predicted = probs.argmax(axis=0).astype(np.uint8)
+        iou = iou_per_class(sample.target.classes, predicted, classes)
+        dice = dice_per_class(sample.target.classes, predicted, classes)
+        per_image.append({"mean_iou": float(np.nanmean(list(iou.values()))),
+                          "mean_dice": float(np.nanmean(list(dice.values())))})
+        predictions.append(predicted)
+    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in ("mean_iou", "mean_dice")}
+    return metrics, per_image, predictions[:1]

@@ -1,0 +1,171 @@
+"""The training loop in-process: schedules, weight maps, validation metrics, task kinds, budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biounet.data.readers import Sample
+from biounet.data.synthetic import generate
+from biounet.data.targets import Target, TargetConfig, touching_target
+from biounet.io.checkpoint import load_bundle
+from biounet.io.images import write_image
+from biounet.training.config import ConfigError, TrainConfig, merge
+from biounet.training.recipes import preset, recipe
+from biounet.training.trainer import Trainer, attach_weight_maps, lr_factor, train
+from biounet.training.validation import instance_metrics, membrane_metrics, semantic_metrics
+
+TINY = {
+    "model": {"depth": 2, "base_channels": 4, "norm": None, "dropout": 0.0},
+    "tile_shape": [60],
+    "batch_size": 2,
+    "precision": "fp32",
+    "device": "cpu",
+    "log_every": 2,
+    "optim": {"lr": 0.01, "warmup_steps": 0},
+}
+
+
+def tiny_config(*layers: dict, **values) -> TrainConfig:
+    merged = merge(recipe("default"), TINY)
+    for layer in (*layers, values):
+        merged = merge(merged, layer)
+    return TrainConfig.from_dict(merged)
+
+
+def test_lr_schedules():
+    cosine = tiny_config(optim={"schedule": "cosine", "min_lr_ratio": 0.1})
+    assert lr_factor(cosine, 0, 0.0) == pytest.approx(1.0)
+    assert lr_factor(cosine, 50, 0.5) == pytest.approx(0.55)
+    assert lr_factor(cosine, 100, 1.0) == pytest.approx(0.1)
+    poly = tiny_config(optim={"schedule": "poly", "min_lr_ratio": 0.0, "poly_power": 1.0})
+    assert lr_factor(poly, 30, 0.3) == pytest.approx(0.7)
+    constant = tiny_config(optim={"schedule": "constant", "warmup_steps": 10})
+    assert lr_factor(constant, 4, 0.9) == pytest.approx(0.5)  # warm-up: (step + 1) / 10
+    assert lr_factor(constant, 4, 0.9, total_steps=25) == pytest.approx(1.0)  # warm-up capped at total / 5
+
+
+def touching_sample() -> Sample:
+    instances = np.zeros((40, 40), dtype=np.int32)
+    instances[10:30, 5:20] = 1
+    instances[10:30, 20:35] = 2
+    classes = touching_target(instances)
+    return Sample("pair", np.zeros((1, 40, 40), np.float32), Target(classes, instances), Path("pair.png"))
+
+
+def test_weight_map_is_high_between_touching_cells_and_cached(tmp_path):
+    config = tiny_config(data={"target": {"kind": "instances"}})
+    sample = touching_sample()
+    attach_weight_maps([sample], config, tmp_path)
+    weight = sample.weight
+    assert weight.shape == (40, 40) and weight.dtype == np.float32
+    between, outer_edge, far = weight[20, 19], weight[20, 5], weight[2, 2]
+    assert between > outer_edge > far and between > 5  # the border term (w0 = 10) between the cells
+    cached = list(tmp_path.glob("weights-*.npy"))
+    assert len(cached) == 1
+    np.save(cached[0], np.full((40, 40), 7.0, np.float32))  # a second sample reads the cache
+    again = touching_sample()
+    attach_weight_maps([again], config, tmp_path)
+    assert np.all(again.weight == 7.0)
+
+
+def perfect(classes: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[classes].transpose(2, 0, 1)
+
+
+def test_validation_metrics_of_perfect_predictions():
+    label = np.full((32, 32), 255, np.uint8)
+    label[16, :] = 0
+    label[:, 10] = 0
+    from biounet.data.targets import membrane_target
+
+    membrane = membrane_target(label)
+    sample = Sample("m", np.zeros((1, 32, 32), np.float32), membrane, Path("m.png"))
+    metrics, per_image, predictions = membrane_metrics([sample], [perfect(membrane.classes, 2)])
+    assert metrics["rand_error"] == pytest.approx(0.0) and metrics["pixel_error"] == 0.0
+    assert predictions[0].max() == 4
+
+    cells = touching_sample()
+    metrics, _, predictions = instance_metrics([cells], [perfect(cells.target.classes, 3)], TargetConfig("instances"))
+    assert metrics["f1"] == 1.0 and metrics["foreground_iou"] == 1.0
+    assert predictions[0].max() == 2  # the touching cells are separated
+
+    wrong = perfect(np.zeros_like(cells.target.classes), 2)
+    metrics, _, _ = semantic_metrics([cells], [wrong], 2)
+    assert metrics["mean_iou"] < 0.9
+    binary = Sample("b", cells.image, Target((cells.target.classes > 0).astype(np.uint8)), Path("b.png"))
+    metrics, _, _ = semantic_metrics([binary], [perfect(binary.target.classes, 2)], 2)
+    assert metrics["mean_iou"] == 1.0 and metrics["mean_dice"] == 1.0
+
+
+def test_membrane_run_with_validation(tmp_path):
+    for index in range(3):
+        image, labels = generate("membrane", (64, 64), index)
+        write_image(tmp_path / "data" / "image" / f"{index}.png", image)
+        write_image(tmp_path / "data" / "label" / f"{index}.png", np.where(labels > 0, 255, 0).astype(np.uint8))
+    config = tiny_config(preset("isbi2012"), data={"images": str(tmp_path / "data")}, steps=6, val_every=3)
+    result = train(config, tmp_path / "run", progress=False)
+    rows = [r for r in result.history.rows if r["kind"] == "val"]
+    assert [r["step"] for r in rows] == [3, 6]
+    assert 0.0 <= rows[-1]["val_rand_error"] <= 1.0 and 0.1 <= rows[-1]["threshold"] <= 0.9
+    bundle = load_bundle(tmp_path / "run")
+    target = bundle.pipeline["target"]
+    assert target["class_names"] == ["membrane", "interior"] and target["foreground_classes"] == [0, 1]
+    assert "threshold" in target and bundle.pipeline["training"]["best_step"] in (3, 6)
+    assert bundle.config.num_classes == 2
+    assert (tmp_path / "run" / "report" / "report.html").is_file()
+
+
+def test_dsb_layout_instances_run(tmp_path):
+    root = tmp_path / "stage1_train"
+    for index in range(2):
+        image, labels = generate("nuclei", (64, 64), index, radius_range=(6, 10))
+        sample = root / f"id{index}"
+        write_image(sample / "images" / f"id{index}.png", (image // 256).astype(np.uint8))
+        for cell in range(1, labels.max() + 1):
+            write_image(sample / "masks" / f"m{cell}.png", np.where(labels == cell, 255, 0).astype(np.uint8))
+    config = tiny_config(preset("dsb2018"), data={"images": str(tmp_path), "val_split": 0.5,
+                                                     "foreground_prob": 0.5}, steps=4, val_every=4)
+    result = train(config, tmp_path / "run", progress=False)
+    val = [r for r in result.history.rows if r["kind"] == "val"][-1]
+    assert 0.0 <= val["val_f1"] <= 1.0 and 0.0 <= val["val_foreground_iou"] <= 1.0
+    assert result.best["metric"] == "f1"
+    bundle = load_bundle(tmp_path / "run")
+    assert bundle.pipeline["target"]["class_names"] == ["background", "interior", "boundary"]
+    assert bundle.pipeline["channel_axis"] is None and bundle.config.num_classes == 3
+
+
+def blob_folders(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        mask = np.zeros((48, 48), np.uint8)
+        mask[10:30, 12:28] = 1
+        write_image(root / "images" / f"{index}.tif", (mask * 100 + rng.integers(0, 30, mask.shape)).astype(np.uint16))
+        write_image(root / "masks" / f"{index}.tif", mask)
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path):
+    blob_folders(tmp_path)
+    config = tiny_config(data={"images": str(tmp_path / "images"), "masks": str(tmp_path / "masks"), "val_split": 0},
+                         steps=None, max_minutes=0.02)
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.stopped_by == "time" and result.steps > 0
+    assert json.loads((tmp_path / "run" / "state" / "latest.json").read_text())["step"] == result.steps
+    assert (tmp_path / "run" / "model.safetensors").is_file()  # no validation: the last model is the best
+
+
+def test_epochs_and_refusal_to_overwrite_a_run(tmp_path):
+    blob_folders(tmp_path)
+    config = tiny_config(data={"images": str(tmp_path / "images"), "masks": str(tmp_path / "masks"), "val_split": 0},
+                         steps=None, epochs=2)
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    result = trainer.run()
+    # 2 images of 48x48 pixels, 2 tiles of 20x20 output pixels a step: ceil(2 * 4608 / 800) = 12 steps
+    assert result.steps == 12
+    with pytest.raises(ConfigError, match="--resume"):
+        Trainer(config, tmp_path / "run", progress=False).run()
+    config.steps, config.epochs = 14, None
+    assert Trainer(config, tmp_path / "run", resume=True, progress=False).run().steps == 14
