@@ -30,7 +30,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m pip install --quiet --no-deps monai==1.6.1 segmentation-models-pytorch==0.6.0 timm==1.0.31 "torchvision==0.28.0"
+	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
 	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS
 
 bench-quick: install

@@ -82,7 +82,69 @@ def run(quick: bool) -> dict[str, Any]:
     )
     record(results, "elastic_deform_512_label", per_call_seconds(lambda: elastic_deform(label, rng, order=0), calls))
     results.update(_monai(image, calls))
+    results.update(_share_of_training_step(quick))
+    results["rows"] = _rows(results)
     return results
+
+
+def _share_of_training_step(quick: bool) -> dict[str, Any]:
+    """Seconds of one default-recipe training step (bf16 where supported) vs cutting its augmented tiles."""
+    from biounet.model import UNet, sizes
+    from biounet.runtime import cpu_has_bf16
+    from biounet.training.config import TrainConfig
+    from biounet.training.recipes import recipe
+
+    config = TrainConfig.from_dict(recipe("default"))
+    model = UNet(config.model)
+    tile = sizes.valid_input_shape(config.model, config.spatial_tile() if not quick else (188, 188))
+    out = sizes.output_shape(config.model, tile)
+    image, label, weight = source_arrays()
+    augmenter = Augmenter(config.augmentation, spatial_dims=2)
+    rng = np.random.default_rng(2)
+    bf16 = cpu_has_bf16()
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
+    model = model.to(memory_format=fmt).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+    def cut() -> list:
+        return [augmenter.sample(image, label, weight, rng.uniform(0, 512, 2), tile, out, rng)
+                for _ in range(config.batch_size)]
+
+    tiles = cut()
+    x = torch.from_numpy(np.stack([t[0] for t in tiles])).to(memory_format=fmt)
+    y = torch.from_numpy(np.stack([t[1] for t in tiles]))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        torch.nn.functional.cross_entropy(logits.float(), y).backward()
+        optimizer.step()
+
+    calls = 2 if quick else 5
+    return {"default_step_s": per_call_seconds(step, calls), "default_tiles_s": per_call_seconds(cut, calls),
+            "default_tile": f"{tile[0]}x{tile[1]} x {config.batch_size}"}
+
+
+def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    monai = results.get("monai_rand2delastic_512_image_ms")
+    rows = []
+    for key, label in (("elastic_deform_512_image", "biounet elastic_deform, 512x512 image, bicubic"),
+                       ("elastic_deform_512_image_spline", "biounet elastic_deform, 512x512 image, B-spline"),
+                       ("elastic_deform_512_label", "biounet elastic_deform, 512x512 label map, nearest"),
+                       ("monai_rand2delastic_512_image", "MONAI Rand2DElastic, 512x512 image, bicubic"),
+                       ("sample_572_all_bicubic", "biounet tile 572->388 (image+label+weights), all augmentations"),
+                       ("sample_572_plain_crop", "biounet training tile 572->388, mirrored crop only")):
+        if f"{key}_ms" in results:
+            row = {"operation": label, "ms": results[f"{key}_ms"], "images/s": results[f"{key}_per_s"]}
+            if monai and key.startswith("elastic_deform_512_image"):
+                row["speed vs MONAI"] = monai / results[f"{key}_ms"]
+            rows.append(row)
+    if "default_step_s" in results:
+        rows.append({"operation": f"default recipe: tiles of one step ({results['default_tile']}) / the step",
+                     "ms": results["default_tiles_s"] * 1000,
+                     "images/s": f"{100 * results['default_tiles_s'] / results['default_step_s']:.1f} % of the step"})
+    return rows
 
 
 def _monai(image: np.ndarray, calls: int) -> dict[str, Any]:

@@ -98,6 +98,16 @@ def run(quick: bool) -> dict[str, Any]:
         results["dsb_image"] = name
         for key, value in compare(instances, repeats).items():
             results[f"dsb_{key}"] = value
+    rows = []
+    for prefix, label in ((f"discs_{shape[0]}x{shape[1]}", f"synthetic touching discs {shape[0]}x{shape[1]}"),
+                          ("dsb", f"DSB 2018 image {results.get('dsb_image', '')[:12]}")):
+        if f"{prefix}_fast_s" in results:
+            rows.append({"image": label, "cells": results[f"{prefix}_cells"],
+                         "distance transforms (biounet)": results[f"{prefix}_distance_transforms_fast"],
+                         "biounet s": results[f"{prefix}_fast_s"], "per-cell EDT s": results[f"{prefix}_bruteforce_s"],
+                         "speed-up": results[f"{prefix}_speedup"],
+                         "max abs difference": results[f"{prefix}_max_abs_difference"]})
+    results["rows"] = rows
     return results
 
 
