@@ -1,0 +1,97 @@
+"""Tile and batch sizes from the memory available: estimate the activation memory per input pixel.
+
+At inference (``torch.inference_mode``) the U-Net's peak memory is reached at the top level of the
+expansive path: the skip, the up-sampled map, their concatenation and a convolution output, about
+``4 x base_channels`` values per pixel, plus the skips of the lower levels (``2 x channels`` values per
+pixel of that level).  oneDNN (CPU) stores feature maps in blocks of 16 channels, so narrow networks
+cost as if they had 16 channels per level.  Measured on the paper's network (CPU): 1,350 bytes per
+input pixel in float32 and 700 in bfloat16 (:func:`activation_bytes_per_pixel` gives 1,510 and 760);
+on a depth-2 network with 4 base channels 300 bytes in float32 (estimate 316).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from biounet.model.config import UNetConfig
+from biounet.model.sizes import total_pool_factor
+
+#: Activation memory allowed for one batch on CPU (also capped at a quarter of the available RAM).
+CPU_BUDGET_BYTES = 768 * 2**20
+#: Largest input tile on CPU in pixels (1024 x 1024 in 2D, ~100^3 in 3D): bigger tiles gain little speed.
+CPU_MAX_TILE_PIXELS = 2**20
+#: On CPU, batch small tiles up to about this many input pixels per batch (larger batches gain nothing).
+CPU_BATCH_PIXELS = 2**20
+MAX_BATCH = 32
+
+
+def activation_bytes_per_pixel(config: UNetConfig, precision: str) -> float:
+    """Estimated peak activation memory per input pixel for one tile, in bytes."""
+    element = 4 if precision == "fp32" else 2
+    channels = [max(16, c) for c in config.channels]
+    values = 4.0 * channels[0]
+    fraction = 1.0
+    for level in range(1, config.depth + 1):
+        fraction /= math.prod(config.pool_factors[level - 1])
+        values += 2.0 * channels[level] * fraction
+    return element * values + 4.0 * (config.in_channels + 2 * config.num_classes)
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes of activation memory one batch may use on ``device``."""
+    from biounet.runtime import available_memory_bytes
+
+    available = available_memory_bytes(device)
+    if device.type == "cuda":
+        return int(0.5 * available)
+    return int(min(CPU_BUDGET_BYTES, 0.25 * available))
+
+
+def max_input_shape(
+    config: UNetConfig,
+    image_shape: Sequence[int],
+    margins: Sequence[int],
+    precision: str,
+    device: torch.device,
+    budget: int | None = None,
+) -> tuple[int, ...]:
+    """The largest input tile per axis that fits the memory budget, shaped like the image.
+
+    Axes where the whole image (plus context) fits are taken whole; the remaining pixels are shared
+    equally between the other axes, so a 45 x 300 x 211 stack gets tiles of the full depth.
+    """
+    budget = memory_budget(device) if budget is None else budget
+    pixels = budget / activation_bytes_per_pixel(config, precision)
+    if device.type == "cpu":
+        pixels = min(pixels, CPU_MAX_TILE_PIXELS)
+    pool = total_pool_factor(config)
+    needed = [math.ceil(int(n) / p) * p + 2 * int(m) for n, m, p in zip(image_shape, margins, pool)]
+    shape = list(needed)
+    order = sorted(range(len(needed)), key=lambda a: needed[a])
+    for position, axis in enumerate(order):
+        side = max(1.0, pixels) ** (1.0 / (len(order) - position))
+        if needed[axis] > side:  # this axis and all larger ones share the rest equally
+            for other in order[position:]:
+                shape[other] = max(1, int(side))
+            break
+        pixels /= needed[axis]
+    return tuple(shape)
+
+
+def batch_size_for(
+    config: UNetConfig,
+    input_shape: Sequence[int],
+    precision: str,
+    device: torch.device,
+    budget: int | None = None,
+) -> int:
+    """Tiles per batch: as many as the budget allows (on CPU only up to ~1 Mpx per batch)."""
+    budget = memory_budget(device) if budget is None else budget
+    tile_pixels = math.prod(int(n) for n in input_shape)
+    fits = int(budget // (tile_pixels * activation_bytes_per_pixel(config, precision)))
+    if device.type == "cpu":
+        fits = min(fits, CPU_BATCH_PIXELS // tile_pixels)
+    return max(1, min(MAX_BATCH, fits))

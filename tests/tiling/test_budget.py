@@ -1,0 +1,48 @@
+"""Tile and batch sizes follow the memory budget."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from biounet.model import UNetConfig
+from biounet.tiling import activation_bytes_per_pixel, batch_size_for, context_margin, max_input_shape
+
+CPU = torch.device("cpu")
+PAPER = UNetConfig()
+
+
+def test_activation_estimate_matches_measurements_of_the_paper_network() -> None:
+    # measured peak RSS growth per input pixel on CPU: ~1,350 B (fp32) and ~700 B (bf16)
+    assert 1300 <= activation_bytes_per_pixel(PAPER, "fp32") <= 1700
+    assert 650 <= activation_bytes_per_pixel(PAPER, "bf16") <= 850
+    assert activation_bytes_per_pixel(PAPER.replace(base_channels=32), "fp32") < activation_bytes_per_pixel(
+        PAPER, "fp32"
+    )
+
+
+def test_paper_network_default_tile_on_cpu_is_about_700_to_1000_pixels() -> None:
+    budget = 768 * 2**20
+    fp32 = max_input_shape(PAPER, (8192, 8192), context_margin(PAPER), "fp32", CPU, budget)
+    bf16 = max_input_shape(PAPER, (8192, 8192), context_margin(PAPER), "bf16", CPU, budget)
+    assert 572 <= fp32[0] <= 800 and fp32[0] == fp32[1]
+    assert fp32[0] < bf16[0] <= 1024
+    assert math.prod(fp32) * activation_bytes_per_pixel(PAPER, "fp32") <= budget
+
+
+def test_small_axes_are_taken_whole_and_the_rest_shares_the_budget() -> None:
+    config = UNetConfig(spatial_dims=3, base_channels=4, depth=2, pool_factors=[(1, 2, 2), (2, 2, 2)])
+    margins = context_margin(config)
+    budget = int(5e5 * activation_bytes_per_pixel(config, "fp32"))  # 0.5 M voxels
+    shape = max_input_shape(config, (45, 3000, 2110), margins, "fp32", CPU, budget)
+    assert shape[0] == 46 + 2 * margins[0]  # the whole depth (rounded up to the pooling factor 2)
+    assert shape[1] == shape[2] and 0.9 * 5e5 <= math.prod(shape) <= 5e5
+
+
+def test_batch_size_grows_for_small_tiles_and_is_at_least_one() -> None:
+    assert batch_size_for(PAPER, (1020, 1020), "fp32", CPU, budget=1) == 1
+    small = UNetConfig(base_channels=4, depth=2)
+    assert batch_size_for(small, (64, 64), "fp32", CPU, budget=2**30) > batch_size_for(
+        small, (256, 256), "fp32", CPU, budget=2**30
+    )
