@@ -13,6 +13,7 @@ run, model loading excluded), megapixels per second and the child's peak RSS (``
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def run(quick: bool) -> dict[str, Any]:
     torch.manual_seed(0)
     config = UNetConfig(base_channels=8, depth=3) if quick else UNetConfig()
     sizes = [192] if quick else [512, 2048, 8192]
+    if os.environ.get("BIOUNET_BENCH_INFERENCE_SIZES") and not quick:  # e.g. "512,2048": skip the long 8192 rows
+        sizes = [int(n) for n in os.environ["BIOUNET_BENCH_INFERENCE_SIZES"].split(",")]
     precisions = ["fp32"] + (["bf16"] if cpu_has_bf16() else [])
     rows: list[dict[str, Any]] = []
     notes = [

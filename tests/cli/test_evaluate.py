@@ -145,3 +145,35 @@ def test_help_explains_the_tasks():
     assert result.returncode == 0
     for text in ("--task", "isbi", "instances", "semantic", "--thresholds", "--json", "--csv", "membrane"):
         assert text in result.stdout
+
+
+def test_predict_outputs_pair_by_name_and_class_probabilities_use_the_interior(tmp_path):
+    """`biounet predict` writes NAME_probabilities.tif (K, Y, X) + sidecar; evaluate pairs and scores it."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    gt = np.full((64, 64), 255, np.uint8)
+    gt[:, 30:33] = 0  # a membrane splitting two cells
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    Image.fromarray(gt).save(tmp_path / "gt" / "7.png")
+    interior = (gt > 0).astype(np.float32)
+    probabilities = np.stack([1 - interior, interior])[::-1]  # class 0 = interior here, as the sidecar says
+    tifffile.imwrite(tmp_path / "pred" / "7_probabilities.tif", probabilities)
+    sidecar = {"model": {"target": {"interior_class": 0}}}
+    (tmp_path / "pred" / "7_probabilities.tif.json").write_text(json.dumps(sidecar))
+    proc = subprocess.run(
+        [sys.executable, "-m", "biounet", "evaluate", str(tmp_path / "pred"), str(tmp_path / "gt"), "--task", "isbi",
+         "--json", str(tmp_path / "scores.json"), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    text = json.dumps(scores)
+    assert '"7"' in text
+    assert scores["mean"]["adapted_rand"] == 0.0

@@ -158,6 +158,10 @@ def _is_folder(path: Path) -> bool:
     return path.is_dir() and path.suffix.lower() != ".zarr"
 
 
+#: Suffixes that ``biounet predict`` adds to its output names; PRED files pair with GT without them.
+PREDICT_SUFFIXES = ("_probabilities", "_instances", "_labels", "_logits")
+
+
 def _images_by_stem(folder: Path) -> dict[str, Path]:
     from biounet.errors import DataError
     from biounet.io.images import is_image_file
@@ -166,10 +170,39 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if not is_image_file(path):
             continue
-        if path.stem in files:
-            raise DataError(f"{folder}: two images with the name {path.stem!r} ({files[path.stem].name}, {path.name})")
-        files[path.stem] = path
+        stem = next((path.stem[: -len(s)] for s in PREDICT_SUFFIXES if path.stem.endswith(s)), path.stem)
+        if stem in files:
+            raise DataError(f"{folder}: two images with the name {stem!r} ({files[stem].name}, {path.name})")
+        files[stem] = path
     return files
+
+
+def class_probabilities_to_map(pred: np.ndarray, gt: np.ndarray, task: str, path: Path) -> np.ndarray:
+    """A ``(K, *S)`` class-probability output of ``biounet predict`` as the map the task scores.
+
+    isbi: the probability of the interior class (from the sidecar ``PATH.json`` that predict writes, else
+    class 1 of 2); semantic: the arg-max classes. Instances need ``biounet predict --output instances``.
+    """
+    import json
+
+    import numpy as np
+
+    from biounet.errors import DataError
+
+    if pred.ndim != gt.ndim + 1 or pred.shape[1:] != gt.shape or pred.dtype.kind != "f":
+        return pred
+    if task == "semantic":
+        return np.argmax(pred, axis=0).astype(np.int32)
+    if task == "instances":
+        raise DataError(f"{path}: class probabilities, not instances; predict with --output instances")
+    sidecar = Path(str(path) + ".json")
+    target = {}
+    if sidecar.is_file():
+        target = json.loads(sidecar.read_text()).get("model", {}).get("target") or {}
+    interior = target.get("interior_class", 1 if pred.shape[0] == 2 else None)
+    if interior is None:
+        raise DataError(f"{path}: {pred.shape[0]} class probabilities and no sidecar saying which is the interior")
+    return np.asarray(pred[interior], dtype=np.float32)
 
 
 def _natural_key(stem: str) -> tuple:
@@ -536,6 +569,7 @@ def run(args: argparse.Namespace) -> int:
     progress = tqdm(pairing.pairs, desc="evaluate", unit="image", disable=True if args.quiet else None)
     for name, pred_path, gt_path in progress:
         pred, gt = read_plane_image(pred_path), read_plane_image(gt_path)
+        pred = class_probabilities_to_map(pred, gt, args.task, pred_path)
         if pred.shape != gt.shape:
             raise DataError(f"{pred_path} has shape {pred.shape} but {gt_path} has shape {gt.shape}")
         kind = prediction_kind(pred, args.task, args.pred_kind, pred_path)

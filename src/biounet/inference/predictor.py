@@ -544,6 +544,7 @@ def _write_sidecars(
                 settings=settings,
                 image=image,
                 timings=result.timings,
+                target=bundle.pipeline.get("target"),
             )
             write_sidecar(Path(path), content)
 

@@ -48,8 +48,9 @@ def build_sidecar(
     settings: dict[str, Any],
     image: dict[str, Any],
     timings: dict[str, Any],
+    target: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The sidecar's content as a JSON-ready dict."""
+    """The sidecar's content as a JSON-ready dict (``target``: what the classes mean, from the pipeline)."""
     from biounet import __version__
 
     return {
@@ -60,6 +61,7 @@ def build_sidecar(
             "path": str(model_path) if model_path is not None else None,
             "sha256": sha256_file(model_path) if model_path is not None else None,
             "config": model_config,
+            "target": target or {},
         },
         "image": image,
         "settings": settings,

@@ -65,6 +65,8 @@ class Report:
         timings: named durations in seconds (e.g. ``{"training": 812.0, "inference": 3.2}``).
         config: the run configuration, shown as JSON.
         notes: free-text remarks shown under the title.
+        runs: several trainings in one report (e.g. the demo's two styles): name -> history rows, one
+            curves figure each, besides ``history``.
     """
 
     title: str
@@ -74,6 +76,7 @@ class Report:
     timings: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def write_report(out_dir: str | Path, report: Report) -> Path:
@@ -87,9 +90,13 @@ def write_report(out_dir: str | Path, report: Report) -> Path:
 
     out = Path(out_dir)
     figures: list[Figure] = []
-    curves = curves_png(report.history)
-    if curves is not None:
-        figures.append(Figure("training", "curves.png", curves, _curves_alt(report.history), "Training curves"))
+    for run_name, history in [("", report.history), *report.runs.items()]:
+        curves = curves_png(history)
+        if curves is None:
+            continue
+        file_name = f"curves_{_slug(run_name)}.png" if run_name else "curves.png"
+        caption = f"Training curves: {run_name}" if run_name else "Training curves"
+        figures.append(Figure("training", file_name, curves, _curves_alt(history), caption))
     for index, panel in enumerate(report.panels):
         name = f"panel_{index:02d}_{_slug(panel.name)}.png"
         alt = f"{panel.name}: " + " | ".join(_panel_columns(panel))
