@@ -91,3 +91,27 @@ def test_valid_input_shape_rounds_up_per_axis():
     config = UNetConfig()
     assert sizes.valid_input_shape(config, (1, 600)) == (188, 604)
     assert sizes.is_valid_input_shape(config, (188, 604))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
+def test_helpers_agree_with_the_network_3d_every_depth(depth):
+    """3D at every depth: y and x pool at every level; z pools at the deepest level only, with 1x3x3
+    kernels elsewhere (so that the real network stays small enough to run at depth 5)."""
+    pool = [(1, 2, 2)] * (depth - 1) + [(2, 2, 2)]
+    kernels = [(1, 3, 3)] * (depth - 1) + [(3, 3, 3), (3, 3, 3)]
+    config = UNetConfig(spatial_dims=3, depth=depth, base_channels=1, dropout=0.0,
+                        pool_factors=pool, kernel_sizes=kernels)
+    model = UNet(config).eval()
+    first = sizes.min_input_shape(config)
+    step = sizes.total_pool_factor(config)
+    for axis in (0, 2):
+        for n in range(first[axis], first[axis] + step[axis] + 1):
+            shape = list(first)
+            shape[axis] = n
+            predicted = sizes.axis_output_size(config, n, axis)
+            if predicted is None:
+                with pytest.raises(InvalidInputSizeError):
+                    model(torch.zeros(1, 1, *shape))
+            else:
+                real = _real_output(model, tuple(shape))
+                assert real is not None and real[axis] == predicted == n - 2 * sizes.halo(config)[axis]
