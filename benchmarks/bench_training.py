@@ -71,7 +71,7 @@ def time_step(model: torch.nn.Module, size: int, optimizer_name: str, bf16: bool
 
 def run(quick: bool = False) -> dict:
     torch.manual_seed(0)
-    size = 124 if quick else 512
+    size = 128 if quick else 512
     repeats = 1 if quick else 5
     models = {**biounet_models(size), **peer_models()}
     paths = [False] + ([True] if cpu_has_bf16() else [])
