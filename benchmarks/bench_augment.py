@@ -14,25 +14,19 @@ Numbers are for the current torch thread count (reported), on one process.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+from common import median_seconds
 
 from biounet.augmentation import AugmentationConfig, Augmenter, elastic_deform
 
 
 def per_call_seconds(function: Callable[[], Any], calls: int) -> float:
     """Median wall time (s) of ``calls`` calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return median_seconds(function, repeats=calls, warmup=1)
 
 
 def record(results: dict[str, Any], name: str, seconds: float) -> None:
