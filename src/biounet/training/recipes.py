@@ -9,8 +9,13 @@ Recipes:
   10-pixel standard deviation plus shifts, rotations and grey-value changes; He initialisation (the
   model's). The paper does not state the learning rate or the number of steps: 0.01 and 10,000 here.
 * ``"default"``: biounet's default, a faster start on a CPU: 32..512 channels, valid padding with
-  batch norm, AdamW (lr 1e-3, weight decay 1e-4) with warm-up and cosine decay, the same weighted
-  cross-entropy, elastic + rotations + flips + intensity augmentation, 316x316 tiles, batch 2.
+  batch norm, AdamW (lr 1e-3, weight decay 1e-4) with warm-up and cosine decay, cross-entropy weighted
+  by the eq.-2 border term (w0 = 10, sigma = 5 px) but without the class-frequency term w_c, elastic +
+  rotations + flips + intensity augmentation, 316x316 tiles, batch 2.  Why no w_c: measured on the
+  shared DSB 2018 nuclei (15 min, last 20 % for validation), the per-image inverse-frequency w_c
+  weights the thin boundary class about 16x, the network then over-predicts it and the validation
+  scores fall as training goes on (F1 0.874 -> 0.80, foreground IoU 0.771 -> 0.68); without it they
+  rise (best F1 0.899, foreground IoU 0.851 at step 1,800 of 1,833).  ``--set loss.class_balance=true`` restores it.
 
 Presets (layered on top of a recipe):
 
@@ -31,7 +36,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "recipe": "default",
         "model": {"depth": 4, "base_channels": 32, "padding": "valid", "norm": "batch", "dropout": 0.1},
         "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 100},
-        "loss": {"name": "wce", "w0": 10.0, "sigma": 5.0, "class_balance": True},
+        "loss": {"name": "wce", "w0": 10.0, "sigma": 5.0, "class_balance": False},
         "augmentation": {"elastic": True, "rotate": True, "rotate90": True, "flip": True},
         "tile_shape": [316],
         "batch_size": 2,
