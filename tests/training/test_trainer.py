@@ -19,7 +19,7 @@ from biounet.training.trainer import Trainer, attach_weight_maps, lr_factor, tra
 from biounet.training.validation import instance_metrics, membrane_metrics, semantic_metrics
 
 TINY = {
-    "model": {"depth": 2, "base_channels": 4, "norm": None, "dropout": 0.0},
+    "model": {"depth": 2, "base_channels": 4, "padding": "valid", "norm": None, "dropout": 0.0},
     "tile_shape": [60],
     "batch_size": 2,
     "precision": "fp32",
@@ -169,3 +169,63 @@ def test_epochs_and_refusal_to_overwrite_a_run(tmp_path):
         Trainer(config, tmp_path / "run", progress=False).run()
     config.steps, config.epochs = 14, None
     assert Trainer(config, tmp_path / "run", resume=True, progress=False).run().steps == 14
+
+
+def test_weight_average_warms_up_then_follows_the_decay():
+    import torch
+
+    from biounet.training.trainer import build_weight_average
+
+    model = torch.nn.BatchNorm1d(3)
+    average = build_weight_average(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        average.update_parameters(model)  # the first update copies
+        assert torch.equal(average.module.weight, model.weight)
+        model.weight.fill_(13.0)
+        model.num_batches_tracked.fill_(7)
+        average.update_parameters(model)  # n = 1: decay min(0.5, 2 / 11), so 2 + (13 - 2) * 9 / 11 = 11
+        assert torch.allclose(average.module.weight, torch.full((3,), 11.0))
+        assert int(average.module.num_batches_tracked) == 7  # integer buffers are copied
+        for _ in range(20):
+            average.update_parameters(model)
+        model.weight.fill_(1.0)
+        average.update_parameters(model)  # n = 22: decay 0.5
+        assert torch.allclose(average.module.weight, torch.full((3,), 7.0))
+
+
+def test_weight_average_is_saved_validated_and_resumed_exactly(tmp_path):
+    from safetensors.torch import load_file
+
+    blob_folders(tmp_path)
+    data = {"images": str(tmp_path / "images"), "masks": str(tmp_path / "masks"), "val_split": 0.5}
+    config = tiny_config(data=data, steps=6, val_every=3, optim={"ema": 0.9})
+    whole = Trainer(config, tmp_path / "whole", progress=False)
+    whole.run()
+    assert (tmp_path / "whole" / "state" / "step-00000006" / "ema.safetensors").is_file()
+    saved = load_file(str(tmp_path / "whole" / "last.safetensors"))
+    averaged = whole.average.module.state_dict()
+    trained = whole.model.state_dict()
+    assert all(torch_equal(saved[k], averaged[k]) for k in saved)  # the saved model is the average
+    assert not all(torch_equal(saved[k], trained[k]) for k in saved if saved[k].is_floating_point())
+
+    class Killed(Trainer):  # dies during step 5, after the checkpoint of step 3 (the validation)
+        def _train_step(self, batch):
+            if self.step == 4:
+                raise KeyboardInterrupt
+            return super()._train_step(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        Killed(config, tmp_path / "split", progress=False).run()
+    assert json.loads((tmp_path / "split" / "state" / "latest.json").read_text())["step"] == 3
+    Trainer(config, tmp_path / "split", resume=True, progress=False).run()
+    again = load_file(str(tmp_path / "split" / "last.safetensors"))
+    assert all(torch_equal(again[k], saved[k]) for k in saved)
+    with pytest.raises(ConfigError, match="optim.ema"):
+        tiny_config(optim={"ema": 1.5})
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

@@ -115,6 +115,10 @@ class OptimConfig:
         min_lr_ratio: final learning rate of cosine/poly as a fraction of ``lr``.
         poly_power: exponent of the poly schedule.
         grad_clip: clip the gradient norm to this (``None``: no clipping).
+        ema: decay of an exponential moving average of the weights (and batch-norm statistics) kept
+            beside the trained ones, e.g. 0.99; validation and the saved models then use the average,
+            which is steadier from one checkpoint to the next. The decay is warmed up as
+            ``min(ema, (1 + n) / (10 + n))`` after ``n`` updates. ``None``: no average.
     """
 
     name: OptimizerName = "adamw"
@@ -126,8 +130,11 @@ class OptimConfig:
     min_lr_ratio: float = 0.01
     poly_power: float = 0.9
     grad_clip: float | None = None
+    ema: float | None = None
 
     def __post_init__(self) -> None:
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"optim.ema must be a decay between 0 and 1 (e.g. 0.99), not {self.ema}")
         if self.name not in ("sgd", "adamw"):
             raise ConfigError(f"optim.name must be 'sgd' or 'adamw', not {self.name!r}")
         if self.schedule not in ("cosine", "poly", "constant"):

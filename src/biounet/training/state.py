@@ -3,6 +3,7 @@
 Layout inside the run directory::
 
     state/step-00000500/model.safetensors      model parameters and buffers
+    state/step-00000500/ema.safetensors        the weight average, when the run keeps one (optim.ema)
     state/step-00000500/optimizer.safetensors  optimiser tensors (momentum, Adam moments, ...) and torch RNG states
     state/step-00000500/state.json             step, optimiser hyper-parameters, python/numpy RNG states,
                                                history, best metric, elapsed time, ...
@@ -46,6 +47,7 @@ class TrainingState:
         optimizer: ``optimizer.state_dict()`` (tensors and plain values).
         rng: ``{"torch": ByteTensor, "cuda": [ByteTensor, ...], "python": list, "numpy": dict}``.
         extra: anything JSON-ready (history, best metric, elapsed seconds, scaler state, ...).
+        ema: the weight average's ``state_dict()`` when the run keeps one (``optim.ema``), else ``None``.
     """
 
     step: int
@@ -53,6 +55,7 @@ class TrainingState:
     optimizer: dict[str, Any]
     rng: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    ema: dict[str, torch.Tensor] | None = None
 
 
 def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -95,6 +98,9 @@ def save_state(run_dir: str | os.PathLike, state: TrainingState) -> Path:
     try:
         model = {k: v.detach().to("cpu").contiguous() for k, v in state.model.items()}
         save_file(model, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+        if state.ema is not None:
+            ema = {k: v.detach().to("cpu").contiguous() for k, v in state.ema.items()}
+            save_file(ema, str(tmp / "ema.safetensors"), metadata={"format": FORMAT})
         opt_tensors, opt_plain = flatten_optimizer(state.optimizer)
         rng_tensors = {"rng.torch": state.rng["torch"]} if "torch" in state.rng else {}
         for i, cuda_state in enumerate(state.rng.get("cuda", [])):
@@ -154,12 +160,14 @@ def load_state(run_dir: str | os.PathLike) -> TrainingState:
     if "rng.torch" in tensors:
         rng["torch"] = tensors["rng.torch"]
     rng["cuda"] = [tensors[f"rng.cuda.{i}"] for i in range(document.get("cuda_rng_count", 0))]
+    ema = load_file(str(directory / "ema.safetensors")) if "ema.safetensors" in manifest["files"] else None
     return TrainingState(
         step=int(document["step"]),
         model=model,
         optimizer=unflatten_optimizer(tensors, document["optimizer"]),
         rng=rng,
         extra=document.get("extra", {}),
+        ema=ema,
     )
 
 

@@ -5,6 +5,8 @@
     RUN_DIR/model.safetensors, model.json   the best model so far (by the validation metric), with the
                                             pipeline that ``biounet predict RUN_DIR`` needs
     RUN_DIR/last.safetensors, last.json     the model of the last checkpoint
+                                            (both: the moving average of the weights when the run keeps
+                                            one, ``optim.ema``, as the default recipe does)
     RUN_DIR/config.json                     the full configuration (+ config.source.* as given)
     RUN_DIR/state/                          everything to resume exactly (see biounet.training.state)
     RUN_DIR/history.csv, history.json       loss, learning rate, rate and validation metrics per step
@@ -215,6 +217,25 @@ def lr_factor(config: TrainConfig, step: int, progress: float, total_steps: int 
     return warm * decay
 
 
+def build_weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s parameters and buffers (batch-norm statistics).
+
+    After ``n`` updates the average moves towards the weights by ``1 - min(decay, (1 + n) / (10 + n))``,
+    so the random initial weights are forgotten quickly in short runs. Integer buffers are copied.
+    """
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        n = float(updates)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, weight)
+        else:
+            for mean, value in zip(averaged, current):
+                mean.copy_(value)
+
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     optim = config.optim
     if optim.name == "sgd":
@@ -282,6 +303,7 @@ class Trainer:
         self.memory_format = runtime.memory_format(self.precision, self.device, self.model_config.spatial_dims)
         self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = build_optimizer(config, self.model)
+        self.average = build_weight_average(self.model, config.optim.ema) if config.optim.ema else None
         loss_options: dict[str, Any] = {"dice_weight": config.loss.dice_weight} if config.loss.name == "dice_ce" else {}
         self.criterion = build_loss(config.loss.name, **loss_options)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -359,6 +381,10 @@ class Trainer:
         state = load_state(self.run_dir)
         self.model.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
+        if self.average is not None:
+            if state.ema is None:
+                raise ConfigError(f"{self.run_dir}: the saved run kept no weight average; resume it without optim.ema")
+            self.average.load_state_dict(state.ema)
         torch.set_rng_state(state.rng["torch"])
         if state.rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state.rng["cuda"])
@@ -377,6 +403,11 @@ class Trainer:
         log.info(f"resumed from step {self.step} ({self.run_dir / 'state'})")
 
     # ---------------------------------------------------------------------------- checkpoints
+
+    @property
+    def kept_model(self) -> torch.nn.Module:
+        """The network that is validated and saved: the weight average if the run keeps one."""
+        return self.average.module if self.average is not None else self.model
 
     def _check_finite_weights(self) -> None:
         for name, tensor in self.model.state_dict().items():
@@ -400,9 +431,9 @@ class Trainer:
 
         self._check_finite_weights()
         pipeline = self.pipeline()
-        save_model(self.model, self.run_dir / "last.safetensors", pipeline=pipeline)
+        save_model(self.kept_model, self.run_dir / "last.safetensors", pipeline=pipeline)
         if not self.val_samples:
-            save_model(self.model, self.run_dir, pipeline=pipeline)
+            save_model(self.kept_model, self.run_dir, pipeline=pipeline)
         python_state = random.getstate()
         state = TrainingState(
             step=self.step,
@@ -423,6 +454,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "config": self.config.to_dict(),
             },
+            ema=self.average.state_dict() if self.average is not None else None,
         )
         save_state(self.run_dir, state)
         plot = plot or time.perf_counter() - self.plotted_at > PLOT_SECONDS
@@ -436,10 +468,10 @@ class Trainer:
 
         self._check_finite_weights()
         try:
-            result = validate(self.model, self.val_samples, self.config.data.target, precision=self.precision,
+            result = validate(self.kept_model, self.val_samples, self.config.data.target, precision=self.precision,
                               batch_size=self.config.val_batch_size, num_threads=self.config.num_threads)
         finally:  # the predictor restores the contiguous format; training may use channels_last
-            self.model.to(memory_format=self.memory_format)
+            self.kept_model.to(memory_format=self.memory_format)
         self.last_validation = result
         row = {f"val_{k}" if k != "threshold" else k: v for k, v in result.metrics.items()}
         self.history.add("val", self.step, **row, validation_s=round(result.seconds, 2))
@@ -447,7 +479,7 @@ class Trainer:
         improved = result.better_than(self.best["value"] if self.best else None)
         if improved:
             self.best = {"step": self.step, "value": result.value, "metric": result.main, "metrics": result.metrics}
-            save_model(self.model, self.run_dir, pipeline=self.pipeline())
+            save_model(self.kept_model, self.run_dir, pipeline=self.pipeline())
         best = " - best so far" if improved else ""
         log.info(f"step {self.step}: validation {shown} ({result.seconds:.1f} s){best}")
         return result
@@ -475,6 +507,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         return value
 
     def run(self) -> TrainResult:
