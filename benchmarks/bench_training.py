@@ -1,7 +1,7 @@
 """Training step on a 512x512 tile: biounet's recipes vs MONAI UNet, MONAI BasicUNet and smp Unet.
 
-Every model takes one 1x1x512x512 tile (biounet's valid-padded networks the nearest valid size, 508,
-and their loss on the 324x324 output they predict), two classes, and one optimiser step, in float32
+Every model takes one 1x1x512x512 tile (the valid-padded network of biounet's paper recipe the nearest
+valid size, 508, and its loss on the 324x324 output it predicts), two classes, and one optimiser step, in float32
 eager and in bfloat16 autocast with channels_last (where the CPU supports bfloat16). Peers get the
 same speed path, so the comparison is of the networks and recipes, not of a switch.
 """
@@ -91,5 +91,6 @@ def run(quick: bool = False) -> dict:
         row["peer / biounet default (best paths)"] = best / reference
         rows.append(row)
     return {"rows": rows, "notes": [
-        "biounet's valid-padded networks take 508 px (the nearest valid size to 512) and predict 324 px; "
-        "the peers pad and predict all 512 px. Ratios > 1: the model is slower than biounet's default recipe."]}
+        "biounet's paper recipe (valid padding) takes 508 px (the nearest valid size to 512) and predicts 324 px; "
+        "its default recipe (padding same) and the peers take and predict 512 px. Ratios > 1: the model is slower "
+        "than biounet's default recipe."]}

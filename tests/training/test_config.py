@@ -24,8 +24,9 @@ def test_paper_recipe_is_the_paper():
 def test_default_recipe_is_a_sensible_start():
     config = TrainConfig.from_dict(recipe("default"))
     assert config.optim.name == "adamw" and config.optim.schedule == "cosine"
-    assert config.model.padding == "valid" and config.model.norm == "batch"
-    assert 2 <= config.batch_size <= 4 and 252 <= config.spatial_tile()[0] <= 316
+    assert config.model.padding == "same" and config.model.norm == "batch" and config.optim.ema == 0.99
+    assert config.batch_size == 4 and config.spatial_tile() == (256, 256)
+    assert config.loss.w0 == 10.0 and config.augmentation.elastic
 
 
 def test_layers_override_in_order_and_round_trip():

@@ -41,7 +41,8 @@ VALIDATION
   and foreground IoU; semantic: mean IoU and Dice. The best model by that metric is kept.
 
 RECIPES AND CONFIGURATION
-  --recipe default (32-channel network with batch norm, AdamW + cosine, 316 px tiles, batch 2) or
+  --recipe default (32-channel network, padding same, batch norm, AdamW + cosine, a moving average of
+  the weights, 256 px tiles, batch 4, border-weighted cross-entropy, elastic deformation) or
   --recipe paper (Ronneberger et al. 2015: 64..1024 channels, SGD momentum 0.99, one 572 px tile a step,
   weighted cross-entropy, elastic deformation). A YAML/TOML/JSON file (--config) with the sections of
   RUN_DIR/config.json overrides the recipe, flags override the file, and --set section.key=value sets
