@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 SECTIONS = {
     "inference": "Inference: biounet predict vs MONAI sliding_window_inference (same network weights)",
     "training": "Training step on a 512x512 tile",
-    "compute": "Effective GFLOP/s as a fraction of this machine's GEMM peak (same run)",
+    "compute": "Effective GFLOP/s as a fraction of this machine's peak (fastest dense product, same run)",
     "augment": "Augmentation: elastic deformation, images per second",
     "weightmap": "Weight map (eq. 2): one pass vs one distance transform per cell",
     "metrics": "Evaluation: 30 ISBI-sized slices, 9-threshold sweep",
