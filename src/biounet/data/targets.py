@@ -104,6 +104,13 @@ class TargetConfig:
             return [0]
         return list(range(1, self.num_classes))
 
+    @property
+    def structure_class(self) -> int:
+        """The thin structure whose connectivity matters: membrane (0), boundary (2), else class 1."""
+        if self.kind == "instances":
+            return 0 if self.style == "membrane" else 2
+        return 1
+
     def pipeline(self) -> dict[str, Any]:
         """The ``target`` entry of the model's pipeline dict (see notes/pipeline.md)."""
         return {

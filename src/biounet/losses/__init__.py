@@ -1,7 +1,8 @@
 """Losses and the paper's loss weights.
 
 - :func:`weighted_cross_entropy` (eq. 1), :func:`soft_dice_loss`, :class:`SegmentationLoss`,
-  :func:`build_loss` (``"wce"``, ``"ce"``, ``"dice"``, ``"dice_ce"``).
+  :func:`build_loss` (``"wce"``, ``"ce"``, ``"dice"``, ``"dice_ce"``), :func:`cldice_loss` and
+  :func:`soft_skeleton` (clDice, a topology term for thin structures such as membranes).
 - :func:`unet_weight_map` (eq. 2) = :func:`class_balance_weights` + :func:`border_weights`, computed
   with a few distance transforms per image (not one per cell); :class:`WeightMapCache` keeps one per image.
 """
@@ -12,7 +13,9 @@ from biounet.losses.segmentation import (
     LOSS_NAMES,
     SegmentationLoss,
     build_loss,
+    cldice_loss,
     soft_dice_loss,
+    soft_skeleton,
     weighted_cross_entropy,
 )
 from biounet.losses.weight_map import (
@@ -34,8 +37,10 @@ __all__ = [
     "border_weights_bruteforce",
     "build_loss",
     "cell_colouring",
+    "cldice_loss",
     "class_balance_weights",
     "soft_dice_loss",
+    "soft_skeleton",
     "unet_weight_map",
     "weighted_cross_entropy",
 ]

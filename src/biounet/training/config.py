@@ -84,6 +84,12 @@ class LossConfig:
             (paper: 10 and 5).
         class_balance: include the class-frequency term ``w_c`` of eq. 2.
         dice_weight: weight of the Dice term in ``"dice_ce"``.
+        cldice: weight of a clDice term added to the loss (0: none): ``1 - clDice`` of the thin
+            structure class, which penalises gaps in it and spurious pieces of it
+            (:func:`biounet.losses.cldice_loss`).
+        cldice_class: the thin structure's class (``None``: the membrane for membrane targets, the
+            boundary for touching objects, class 1 for semantic targets).
+        cldice_iterations: soft-skeleton iterations, about half the structure's thickness in pixels.
     """
 
     name: LossName = "wce"
@@ -91,10 +97,17 @@ class LossConfig:
     sigma: float = 5.0
     class_balance: bool = True
     dice_weight: float = 1.0
+    cldice: float = 0.0
+    cldice_class: int | None = None
+    cldice_iterations: int = 5
 
     def __post_init__(self) -> None:
         if self.name not in ("wce", "ce", "dice", "dice_ce"):
             raise ConfigError(f"loss.name must be wce, ce, dice or dice_ce, not {self.name!r}")
+        if self.cldice < 0:
+            raise ConfigError(f"loss.cldice must be >= 0, not {self.cldice}")
+        if self.cldice_iterations < 1:
+            raise ConfigError(f"loss.cldice_iterations must be >= 1, not {self.cldice_iterations}")
 
     @property
     def uses_weight_map(self) -> bool:

@@ -236,6 +236,19 @@ def build_weight_average(model: torch.nn.Module, decay: float) -> torch.optim.sw
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
+def build_criterion(config: TrainConfig) -> torch.nn.Module:
+    """The loss of ``config.loss`` (:class:`biounet.losses.SegmentationLoss`), clDice class from the target."""
+    loss = config.loss
+    options: dict[str, Any] = {"dice_weight": loss.dice_weight} if loss.name == "dice_ce" else {}
+    if loss.cldice > 0:
+        target = config.data.target
+        structure = loss.cldice_class if loss.cldice_class is not None else target.structure_class
+        if not 0 <= structure < target.num_classes:
+            raise ConfigError(f"loss.cldice_class must be a class 0..{target.num_classes - 1}, not {structure}")
+        options.update(cldice_weight=loss.cldice, cldice_class=structure, cldice_iterations=loss.cldice_iterations)
+    return build_loss(loss.name, **options)
+
+
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     optim = config.optim
     if optim.name == "sgd":
@@ -304,8 +317,7 @@ class Trainer:
         self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = build_optimizer(config, self.model)
         self.average = build_weight_average(self.model, config.optim.ema) if config.optim.ema else None
-        loss_options: dict[str, Any] = {"dice_weight": config.loss.dice_weight} if config.loss.name == "dice_ce" else {}
-        self.criterion = build_loss(config.loss.name, **loss_options)
+        self.criterion = build_criterion(config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.sampler = TileSampler(
             self.train_data.samples,
