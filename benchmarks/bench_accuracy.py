@@ -5,7 +5,8 @@ Both get the same wall-clock minutes on the same split of the shared data, one a
 * ISBI 2012 EM: train on slices 0-17, validate on 18-21; scored by the adapted Rand error of the
   cells (connected components of ``P(interior) > t`` grown into the membrane, ground-truth membrane
   ignored) at the best threshold ``t`` in 0.1..0.9, and by the pixel error.
-* DSB 2018 nuclei: the 250 shared images in name order, the last 20 % for validation; scored by F1 at
+* DSB 2018 nuclei: the 250 shared images in the order biounet reads them (natural name order), the
+  last 20 % for validation, the split of ``biounet train --dsb ... --val-split 0.2``; scored by F1 at
   IoU 0.5 of the instances and the foreground IoU.
 
 biounet: ``biounet train`` (default recipe, the paper's weight map and elastic deformation) in a child
@@ -45,8 +46,8 @@ def isbi_samples(names: list[str]):
 def dsb_split(quick: bool) -> tuple[list[str], list[str]]:
     from biounet.data.readers import find_dsb
 
-    ids = sorted(entry[0] for entry in find_dsb(SHARED_DATA / "dsb2018_nuclei_fluo256" / "stage1_train"))
-    cut = int(round(len(ids) * 0.8))
+    ids = [entry[0] for entry in find_dsb(SHARED_DATA / "dsb2018_nuclei_fluo256" / "stage1_train")]
+    cut = len(ids) - round(len(ids) * 0.2)  # as biounet.training.trainer.load_training_data
     train, val = ids[:cut], ids[cut:]
     return (train[:8], val[:3]) if quick else (train, val)
 

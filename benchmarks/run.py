@@ -3,7 +3,10 @@
 Each section is a module ``bench_<name>.py`` with ``run(quick: bool) -> dict``; a section's ``rows``
 (a list of dicts) become one markdown table.  The whole result is written as JSON and markdown
 (``--out PREFIX`` -> ``PREFIX.json`` and ``PREFIX.md``) with the date, machine and commit.  ``--quick``
-runs every section on tiny sizes, so CI can check that the script works; its numbers mean nothing.
+runs every section on tiny sizes, so CI can check that the script works (tests/benchmarks); its numbers
+mean nothing.  ``--only SECTION...`` measures some sections again and keeps the others of an existing
+``PREFIX.json``; every section records the date, machine and commit of the run that measured it, and
+ratios are only ever taken within one section, i.e. within one run.
 """
 
 from __future__ import annotations
@@ -94,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.time()
-    report = {
+    out = Path(args.out)
+    run_info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "commit": commit(),
-        "quick": args.quick,
-        "sections": {},
     }
+    report = {**run_info, "quick": args.quick, "sections": {}}
+    kept = _kept_sections(out.with_suffix(".json"), args) if args.only else {}
     failures = 0
     for name, title in SECTIONS.items():
         if args.only and name not in args.only:
@@ -114,30 +118,58 @@ def main(argv: list[str] | None = None) -> int:
             result = {"error": traceback.format_exc()}
             print(result["error"], file=sys.stderr)
         result["seconds"] = time.time() - section_start
+        result["measured"] = run_info
         report["sections"][name] = result
+    report["sections"] = {name: report["sections"].get(name) or kept[name]
+                          for name in SECTIONS if name in report["sections"] or name in kept}
 
     md = [f"# biounet benchmarks{' (quick: sizes too small to mean anything)' if args.quick else ''}", ""]
     machine_text = ", ".join(f"{k} {v}" for k, v in report["machine"].items())
     md.append(f"{report['date']}, commit {report['commit']}; {machine_text}")
+    if kept:
+        md.append("")
+        md.append(f"Measured again in this run: {', '.join(args.only)}; the other sections are kept from earlier "
+                  "runs, each with its own date, machine and commit.")
     md.append("")
-    md.append("All numbers measured in this one run on this machine; ratios are biounet / peer (speed: >1 means "
-              "biounet is faster). The machine is shared: numbers are medians of repeated runs.")
+    md.append("Within each section all numbers come from one run on one machine; ratios are biounet / peer (speed: "
+              ">1 means biounet is faster). The machine is shared: numbers are medians of repeated runs.")
     for name, result in report["sections"].items():
         md += ["", f"## {SECTIONS[name]}", ""]
         if "error" in result:
             md.append("FAILED:\n```\n" + result["error"][-2000:] + "\n```")
             continue
+        measured = result.get("measured")
+        if name in kept and measured:
+            text = ", ".join(f"{k} {v}" for k, v in measured["machine"].items())
+            md.append(f"_Measured {measured['date']}, commit {measured['commit']}; {text}._  ")
         for note in result.get("notes", []):
             md.append(f"{note}  ")
         md.append(markdown_table(result.get("rows", [])))
     text = "\n".join(md) + "\n"
-    out = Path(args.out)
+    from biounet.io.atomic import write_text_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(out.with_suffix(".md"), text)
+    write_text_atomic(out.with_suffix(".json"), json.dumps(report, indent=2, default=str) + "\n")
     print(text)
     print(f"({time.time() - started:.0f} s; written to {out.with_suffix('.md')} and .json)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _kept_sections(path: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """The sections of an earlier report at ``path`` that this run does not measure again (quick or full alike)."""
+    if not path.is_file():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        sys.exit(f"{path}: cannot read the earlier report to keep its other sections ({error})")
+    if bool(earlier.get("quick")) != args.quick:
+        sys.exit(f"{path}: was written {'with' if earlier.get('quick') else 'without'} --quick; "
+                 "choose another --out to mix them")
+    fallback = {key: earlier.get(key) for key in ("date", "machine", "commit")}
+    return {name: {**section, "measured": section.get("measured", fallback)}
+            for name, section in earlier.get("sections", {}).items() if name not in args.only}
 
 
 if __name__ == "__main__":
