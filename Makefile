@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch (see README, "GPU", for a CUDA build).
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.biounet-installed
+# The peers that `make bench` measures biounet against (MONAI, smp), beside the same torch (--no-deps).
+PEERS  := $(VENV)/.biounet-peers
 
 .PHONY: install demo test lint bench bench-quick clean
 
@@ -17,6 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+$(PEERS): $(STAMP) benchmarks/requirements-peers.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
+	@touch $(PEERS)
+
 demo: install
 	$(BIN)/biounet demo --out demo-output
 
@@ -24,16 +30,16 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: install
+# the suite runs `benchmarks/run.py --quick` (tests/benchmarks), so it needs the peers too
+test: install $(PEERS)
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
-bench: install
-	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
+bench: install $(PEERS)
 	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS
 
-bench-quick: install
+bench-quick: install $(PEERS)
 	$(BIN)/python benchmarks/run.py --quick --out benchmarks/quick
 
 clean:
