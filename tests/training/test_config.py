@@ -76,3 +76,19 @@ def test_tile_shape_per_axis():
     assert TrainConfig(tile_shape=[100, 60]).spatial_tile() == (100, 60)
     with pytest.raises(ConfigError):
         TrainConfig(tile_shape=[1, 2, 3]).spatial_tile()
+
+
+@pytest.mark.parametrize(("bf16", "width", "lr"), [("1", 32, 1e-3), ("0", 16, 3e-3)])
+def test_default_recipe_follows_the_machines_speed_path(monkeypatch, bf16, width, lr):
+    from biounet import runtime
+
+    monkeypatch.setenv("BIOUNET_CPU_BF16", bf16)
+    monkeypatch.setattr(runtime.torch.cuda, "is_available", lambda: False)
+    runtime.cpu_has_bf16.cache_clear()
+    try:
+        default = TrainConfig.from_dict(recipe("default"))
+        assert (default.model.base_channels, default.optim.lr) == (width, lr)
+        paper = TrainConfig.from_dict(recipe("paper"))
+        assert (paper.model.base_channels, paper.optim.lr) == (64, 0.01)
+    finally:
+        runtime.cpu_has_bf16.cache_clear()
