@@ -39,8 +39,9 @@ Recipes:
   channels, same split and budget as above:
 
   - ISBI 2012, lr 1e-3: best 0.069 (step 300), then 0.085-0.12; lr 3e-3: best 0.049 (step 400), then
-    0.054-0.061 at every validation. Tried at lr 1e-3 without gain: w_c on (0.070), depth 5 (0.078), a
-    clDice term of weight 0.5 (0.078), one 512 px tile a step (worse throughout);
+    0.054-0.061 at every validation; lr 1e-2: best 0.049 (step 800), 0.052-0.062 from step 300 on.
+    Tried at lr 1e-3 without gain: w_c on (0.070), depth 5 (0.078), a clDice term of weight 0.5
+    (0.078), one 512 px tile a step (worse throughout);
   - DSB 2018 (15 min): lr 1e-3: F1 0.884, foreground IoU 0.836; lr 3e-3: 0.887 / 0.844; at lr 1e-3,
     Dice + cross-entropy 0.875 / 0.825 and no border term (w0 = 0) 0.858 / 0.838.
 
