@@ -45,9 +45,10 @@ def isbi_samples(names: list[str]):
 
 def dsb_split(quick: bool) -> tuple[list[str], list[str]]:
     from biounet.data.readers import find_dsb
+    from biounet.training.trainer import validation_count
 
     ids = [entry[0] for entry in find_dsb(SHARED_DATA / "dsb2018_nuclei_fluo256" / "stage1_train")]
-    cut = len(ids) - round(len(ids) * 0.2)  # as biounet.training.trainer.load_training_data
+    cut = len(ids) - validation_count(len(ids), 0.2)
     train, val = ids[:cut], ids[cut:]
     return (train[:8], val[:3]) if quick else (train, val)
 

@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in result:
             md.append("FAILED:\n```\n" + result["error"][-2000:] + "\n```")
             continue
-        measured = result.get("measured")
-        if name in kept and measured:
+        if name in kept:
+            measured = result["measured"]
             text = ", ".join(f"{k} {v}" for k, v in measured["machine"].items())
             md.append(f"_Measured {measured['date']}, commit {measured['commit']}; {text}._  ")
         for note in result.get("notes", []):

@@ -40,11 +40,6 @@ def cpu_has_bf16() -> bool:
     return False
 
 
-def reduced_precision_available() -> bool:
-    """Whether training here runs on a fast reduced-precision path: a CUDA GPU, or a CPU with native bf16."""
-    return torch.cuda.is_available() or cpu_has_bf16()
-
-
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

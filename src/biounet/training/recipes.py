@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from biounet.training.config import ConfigError
+from biounet.training.config import ConfigError, merge
 
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {
@@ -117,11 +117,13 @@ FLOAT32_CPU_DEFAULT: dict[str, Any] = {"model": {"base_channels": 16}, "optim": 
 
 
 def default_for_this_machine() -> dict[str, Any]:
-    """The layer that fits the default recipe to this machine: empty with a fast reduced-precision path
-    (a CUDA GPU, a CPU with AVX-512 BF16 or AMX), else :data:`FLOAT32_CPU_DEFAULT`."""
+    """The layer that fits the default recipe to this machine: empty where ``precision="auto"`` trains in
+    reduced precision on the default device (a CUDA GPU, a CPU with AVX-512 BF16 or AMX), else
+    :data:`FLOAT32_CPU_DEFAULT`."""
     from biounet import runtime
 
-    return {} if runtime.reduced_precision_available() else _copy(FLOAT32_CPU_DEFAULT)
+    fast = runtime.resolve_precision("auto", runtime.default_device()) != "fp32"
+    return {} if fast else _copy(FLOAT32_CPU_DEFAULT)
 
 
 def recipe(name: str) -> dict[str, Any]:
@@ -133,10 +135,7 @@ def recipe(name: str) -> dict[str, Any]:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
     layer = _copy(RECIPES[name])
-    if name == "default":
-        for section, values in default_for_this_machine().items():
-            layer[section].update(values)
-    return layer
+    return merge(layer, default_for_this_machine()) if name == "default" else layer
 
 
 def preset(name: str) -> dict[str, Any]:

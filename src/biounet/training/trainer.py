@@ -92,6 +92,12 @@ def resolve_data_paths(config: TrainConfig) -> None:
             setattr(data, name, str(Path(value).resolve()))
 
 
+def validation_count(total: int, fraction: float) -> int:
+    """How many of ``total`` (>= 2) images ``--val-split fraction`` takes for validation: at least one, and
+    at least one left to train on."""
+    return min(total - 1, max(1, round(total * fraction)))
+
+
 def load_training_data(config: TrainConfig) -> tuple[TrainingData, list[Sample]]:
     """Read the training images and split off the validation images; returns (training data, validation)."""
     resolve_data_paths(config)
@@ -127,7 +133,7 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, list[Sample]]
             raise DataError(f"{data.images}: no image named {missing[0]!r} for validation")
         train.samples = [s for s in train.samples if s not in val]
     elif data.val_split > 0 and len(train.samples) >= 2:
-        count = min(len(train.samples) - 1, max(1, round(len(train.samples) * data.val_split)))
+        count = validation_count(len(train.samples), data.val_split)
         val = train.samples[-count:]
         train.samples = train.samples[:-count]
     else:
