@@ -118,7 +118,7 @@ def run_style(style: str, settings: DemoSettings, seed: int) -> StyleResult:
     timings["training"] = time.perf_counter() - t
 
     from biounet.inference.instances import instances_from_probabilities
-    from biounet.inference.predictor import predict
+    from biounet.inference.predictor import PredictOptions, instance_settings, predict
     from biounet.io.checkpoint import load_bundle
 
     bundle = load_bundle(run_dir)
@@ -127,8 +127,9 @@ def run_style(style: str, settings: DemoSettings, seed: int) -> StyleResult:
     probabilities = predict(bundle, image, output="probabilities", progress=settings.progress)
     timings["overlap-tile inference"] = time.perf_counter() - t
     t = time.perf_counter()
+    threshold, min_size = instance_settings(bundle.pipeline, PredictOptions())  # as chosen by validation
     instances = instances_from_probabilities(
-        probabilities, target["interior_class"], target["foreground_classes"]
+        probabilities, target["interior_class"], target["foreground_classes"], threshold, min_size
     )
     timings["instance separation"] = time.perf_counter() - t
     t = time.perf_counter()

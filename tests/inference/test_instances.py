@@ -52,3 +52,60 @@ def test_small_seeds_are_dropped_and_unseeded_cells_kept() -> None:
     assert labels[3, 3] == 0
     assert labels[15, 15] > 0 and labels[25, 25] > 0 and labels[15, 15] != labels[25, 25]
     assert len(np.unique(labels)) == 3
+
+
+def test_predict_uses_the_seed_settings_saved_in_the_model(rng, small_unet, tmp_path) -> None:
+    """Training saves the seed threshold and min size that validation chose in the model's pipeline target;
+    ``predict`` uses them unless the caller gives its own, and the sidecar records what was used."""
+    import json
+
+    from biounet import predict
+    from biounet.io.checkpoint import load_bundle, save_model
+
+    model = small_unet(depth=2, num_classes=3)
+    image = rng.random((64, 64)).astype(np.float32)
+    target = {"kind": "instances", "interior_class": 1, "foreground_classes": [1, 2]}
+    probs = predict(model, image, precision="fp32", progress=False, pipeline={"target": target})
+    chosen = (round(float(np.quantile(probs[1], 0.7)), 3), 3)  # a threshold with seeds, unlike 0.5 here
+    save_model(model, tmp_path / "run", pipeline={"target": {**target, "threshold": chosen[0], "min_size": chosen[1]}})
+    bundle = load_bundle(tmp_path / "run")
+
+    expected = instances_from_probabilities(probs, 1, [1, 2], threshold=chosen[0], min_size=chosen[1])
+    plain = instances_from_probabilities(probs, 1, [1, 2], threshold=0.5, min_size=8)
+    assert not np.array_equal(expected, plain)
+    saved = predict(bundle, image, output="instances", precision="fp32", progress=False)
+    assert np.array_equal(saved, expected)
+    given = predict(bundle, image, output="instances", precision="fp32", progress=False, threshold=0.5, min_size=8)
+    assert np.array_equal(given, plain)
+    predict(bundle, image, output="instances", precision="fp32", progress=False, out=tmp_path / "cells.tif")
+    settings = json.loads((tmp_path / "cells.tif.json").read_text())["settings"]
+    assert (settings["threshold"], settings["min_size"]) == chosen
+
+
+def test_flooding_only_shared_components_equals_one_watershed_over_the_foreground(rng) -> None:
+    """Components with one seed are labelled whole and only those with several are flooded: the labels are
+    those of a single seeded watershed over the whole foreground (plus the unseeded components)."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    from biounet.inference.instances import instances_from_interior
+
+    interior = ndimage.gaussian_filter(rng.random((120, 140)), 3.0).astype(np.float32)
+    interior = (interior - interior.min()) / (interior.max() - interior.min())
+    foreground = interior > 0.35
+    for threshold, min_size in [(0.5, 1), (0.6, 8), (0.75, 20)]:
+        seeds, _ = ndimage.label((interior > threshold) & foreground)
+        counts = np.bincount(seeds.ravel())
+        kept = np.flatnonzero(counts >= min_size)
+        kept = kept[kept > 0]
+        seeds = np.where(np.isin(seeds, kept), np.searchsorted(kept, seeds) + 1, 0)
+        reference = watershed(-interior, markers=seeds, mask=foreground)
+        unseeded, _ = ndimage.label(foreground & (reference == 0))
+        sizes = np.bincount(unseeded.ravel())
+        big = np.flatnonzero(sizes >= min_size)
+        big = big[big > 0]
+        reference = np.where(np.isin(unseeded, big), np.searchsorted(big, unseeded) + 1 + len(kept), reference)
+        labels = instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size)
+        assert np.array_equal(labels, reference)
+    shared = ndimage.label(foreground)[0]
+    assert any(len(np.unique(labels[(shared == c) & (labels > 0)])) > 1 for c in range(1, shared.max() + 1))

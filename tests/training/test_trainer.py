@@ -101,6 +101,22 @@ def test_validation_metrics_of_perfect_predictions():
     assert metrics["mean_iou"] == 1.0 and metrics["mean_dice"] == 1.0
 
 
+def test_instance_validation_chooses_the_seed_threshold_and_min_size():
+    """A faint bridge of P(interior) = 0.65 joins two cells and a 3x3 speck is confident interior: only a
+    threshold of at least 0.65 with seeds of more than 9 pixels gives F1 = 1, and validation finds it."""
+    cells = touching_sample()
+    probs = perfect(cells.target.classes, 3)
+    probs[:, 18:22, 19:21] = np.array([0.0, 0.65, 0.35], np.float32)[:, None, None]  # bridge across the border
+    probs[:, 2:5, 2:5] = np.array([0.0, 1.0, 0.0], np.float32)[:, None, None]  # a speck outside the cells
+    target = TargetConfig("instances")
+    metrics, per_image, predictions = instance_metrics([cells], [probs], target)
+    assert metrics["f1"] == 1.0 and per_image[0]["f1"] == 1.0
+    assert metrics["threshold"] >= 0.65 and metrics["min_size"] >= 16
+    assert predictions[0].max() == 2
+    fixed, _, _ = instance_metrics([cells], [probs], target, thresholds=[0.5], min_sizes=[8])
+    assert fixed["f1"] < 1.0 and (fixed["threshold"], fixed["min_size"]) == (0.5, 8)
+
+
 def test_membrane_run_with_validation(tmp_path):
     for index in range(3):
         image, labels = generate("membrane", (64, 64), index)
@@ -136,6 +152,8 @@ def test_dsb_layout_instances_run(tmp_path):
     bundle = load_bundle(tmp_path / "run")
     assert bundle.pipeline["target"]["class_names"] == ["background", "interior", "boundary"]
     assert bundle.pipeline["channel_axis"] is None and bundle.config.num_classes == 3
+    chosen = {k: result.best["metrics"][k] for k in ("threshold", "min_size")}  # the seeds validation chose
+    assert {k: bundle.pipeline["target"][k] for k in chosen} == chosen and {"threshold", "min_size"} <= set(val)
 
 
 def blob_folders(root: Path) -> None:

@@ -110,9 +110,16 @@ def register(subparsers: Any) -> None:
         help="how probabilities are stored (default: float16; uint8 maps 0..1 to 0..255)",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="instances: seed threshold on P(interior) (default: 0.5)"
+        "--threshold",
+        type=_probability,
+        help="instances: seed threshold on P(interior) (default: the model's, chosen on its validation images "
+        "when it was trained; 0.5 for a model without one)",
     )
-    parser.add_argument("--min-size", type=int, default=8, help="instances: smallest seed in pixels (default: 8)")
+    parser.add_argument(
+        "--min-size",
+        type=_positive_int,
+        help="instances: smallest seed in pixels (default: the model's, as for --threshold; else 8)",
+    )
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
     parser.set_defaults(func=run)
@@ -139,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--tile-size needs 1 or {config.spatial_dims} numbers for this {config.spatial_dims}D model")
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
-        _instance_target(bundle, config.num_classes)
+        _instance_target(bundle, config.num_classes, PredictOptions(threshold=args.threshold, min_size=args.min_size))
     if args.format == "png" and "logits" in kinds:
         raise DataError("logits are floating point and cannot be PNG; use --format tif, npy or zarr")
     inputs = collect_inputs(args.inputs)
@@ -234,6 +241,16 @@ def collect_inputs(patterns: list[str]) -> list[Path]:
 
 def _stem(path: Path) -> str:
     return path.name[: -len(path.suffix)] if path.suffix else path.name
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), not {text}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), not {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -38,7 +38,9 @@ VALIDATION
   On whole images with the tiled predictor, every --val-every steps: a separate set (--val-images,
   --val-masks), the last 20 % of the images in name order (--val-split), or named images (--val-names).
   Metrics: membranes: adapted Rand error at the best threshold and pixel error; instances: F1 at IoU 0.5
-  and foreground IoU; semantic: mean IoU and Dice. The best model by that metric is kept.
+  at the best seed threshold (0.3..0.9) and smallest seed (8, 16 or 32 px), and foreground IoU;
+  semantic: mean IoU and Dice. The best model by that metric is kept, with the threshold (and smallest
+  seed) that gave it: biounet predict uses them for instances.
 
 RECIPES AND CONFIGURATION
   --recipe default (padding same, batch norm, AdamW + cosine, a moving average of the weights, 256 px
@@ -50,7 +52,8 @@ RECIPES AND CONFIGURATION
   anything else (e.g. --set augmentation.elastic_std=5 --set optim.warmup_steps=200).
 
 RUN_DIR
-  model.safetensors + model.json   best model with its pipeline (normalisation, classes, tile size)
+  model.safetensors + model.json   best model with its pipeline (normalisation, classes, tile size,
+                                   the seed threshold chosen by validation)
   last.safetensors                 model of the last checkpoint
   config.json                      the full configuration (reuse with --config)
   state/                           checkpoint to continue with --resume (exactly, also after a kill)

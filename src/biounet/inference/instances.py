@@ -49,21 +49,42 @@ def instances_from_interior(
 ) -> np.ndarray:
     """Seeded watershed: ``interior`` ``(*S)`` probability, ``foreground`` ``(*S)`` bool -> ``(*S)`` int32 labels.
 
-    Foreground components that contain no seed but have at least ``min_size`` pixels become instances
-    of their own (a small cell whose interior never passed the threshold is not lost).
+    Seeds are the components of ``(interior > threshold) & foreground`` with at least ``min_size``
+    pixels, numbered 1..n in raster order; each keeps its number.  A foreground component (face
+    neighbours) with one seed becomes that seed's cell whole; only components with several seeds are
+    flooded (on ``-interior``, inside the component), which gives the same labels as one watershed over
+    the whole foreground at a fraction of the cost on sparse images.  Foreground components that contain
+    no seed but have at least ``min_size`` pixels become instances of their own, numbered after the
+    seeds (a small cell whose interior never passed the threshold is not lost).
     """
     from skimage.segmentation import watershed
 
     interior = np.asarray(interior, dtype=np.float32)
     foreground = np.asarray(foreground, dtype=bool)
-    seeds, _ = ndimage.label((interior > threshold) & foreground)
-    seeds = _drop_small(seeds, min_size)
-    labels = watershed(-interior, markers=seeds, mask=foreground).astype(np.int32, copy=False)
-    unseeded, count = ndimage.label(foreground & (labels == 0))
-    if count:
-        unseeded = _drop_small(unseeded, min_size)
-        next_label = int(labels.max()) + 1
-        labels = np.where(unseeded > 0, unseeded + (next_label - 1), labels).astype(np.int32, copy=False)
+    components, count = ndimage.label(foreground)
+    seeds = _drop_small(ndimage.label((interior > threshold) & foreground)[0], min_size)
+    n_seeds = int(seeds.max())
+    component_of_seed = np.zeros(n_seeds + 1, dtype=np.int64)
+    seeded = seeds > 0
+    component_of_seed[seeds[seeded]] = components[seeded]
+    seeds_in = np.bincount(component_of_seed[1:], minlength=count + 1)
+    seeds_in[0] = 0
+
+    lookup = np.zeros(count + 1, dtype=np.int32)  # component -> instance id (0: none or several seeds)
+    single = seeds_in[component_of_seed[1:]] == 1
+    lookup[component_of_seed[1:][single]] = np.arange(1, n_seeds + 1, dtype=np.int32)[single]
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    unseeded = np.flatnonzero((seeds_in == 0) & (sizes >= max(1, min_size)))
+    unseeded = unseeded[unseeded > 0]
+    lookup[unseeded] = np.arange(n_seeds + 1, n_seeds + 1 + len(unseeded), dtype=np.int32)
+    labels = lookup[components]
+
+    several = seeds_in > 1
+    if several.any():
+        flooded = several[components]
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(flooded))
+        region = watershed(-interior[box], markers=np.where(flooded[box], seeds[box], 0), mask=flooded[box])
+        labels[box] = np.where(flooded[box], region, labels[box])
     return labels
 
 

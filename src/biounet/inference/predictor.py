@@ -64,7 +64,9 @@ class PredictOptions:
         num_threads: PyTorch threads (``None``: all cores of this process, unless OMP_NUM_THREADS is set).
         probability_dtype: on-disk type of probabilities: ``"float16"``, ``"uint8"`` (0..255) or
             ``"float32"``; in memory they are always float32.
-        threshold, min_size: seed threshold on P(interior) and minimum seed size in pixels (instances).
+        threshold, min_size: instances: seed threshold on P(interior) and smallest seed in pixels;
+            ``None``: the model's (chosen on its validation images when it was trained, see
+            :func:`instance_settings`), else 0.5 and 8.
         progress: show a tqdm progress bar (tiles/s, ETA) on stderr.
         description: the progress bar's label.
     """
@@ -76,8 +78,8 @@ class PredictOptions:
     device: str | torch.device | None = None
     num_threads: int | None = None
     probability_dtype: str = "float16"
-    threshold: float = 0.5
-    min_size: int = DEFAULT_MIN_SIZE
+    threshold: float | None = None
+    min_size: int | None = None
     progress: bool = True
     description: str = "predict"
 
@@ -108,8 +110,8 @@ def predict(
     channel_axis: str | int | None = "auto",
     num_threads: int | None = None,
     probability_dtype: str = "float16",
-    threshold: float = 0.5,
-    min_size: int = DEFAULT_MIN_SIZE,
+    threshold: float | None = None,
+    min_size: int | None = None,
 ) -> Any:
     """Segment an image of any size with the overlap-tile strategy.
 
@@ -138,7 +140,9 @@ def predict(
             axis more than the model's spatial axes), ``"first"``, ``"last"``, ``"none"`` or an int.
         num_threads: PyTorch CPU threads (``None``: all cores available to this process).
         probability_dtype: probabilities on disk: ``"float16"`` (default), ``"uint8"`` or ``"float32"``.
-        threshold, min_size: instance seeds: ``P(interior) > threshold``, at least ``min_size`` pixels.
+        threshold, min_size: instance seeds: ``P(interior) > threshold``, at least ``min_size`` pixels;
+            ``None``: the values saved in the model by training (the best on its validation images),
+            else 0.5 and 8.
 
     Returns:
         The output array (in memory), or the output path when ``out`` is given.
@@ -226,7 +230,7 @@ def predict_to(
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
     transforms = tta_transforms(options.tta, config)
-    target = _instance_target(bundle, config.num_classes) if "instances" in kinds else None
+    target = _instance_target(bundle, config.num_classes, options) if "instances" in kinds else None
 
     limit = _tile_limit(options.tile_size, d)
     if limit is None:
@@ -269,7 +273,7 @@ def predict_to(
     timings["megapixels_per_s"] = pixels / 1e6 / max(timings["total_s"], 1e-9)
     timings["tiles_per_s"] = settings["tiles"] / max(timings["network_s"], 1e-9)
     result = PredictionResult(outputs, grid, settings, {k: round(v, 4) for k, v in timings.items()})
-    _write_sidecars(result, targets, bundle, options, image_info, source)
+    _write_sidecars(result, targets, bundle, options, target, image_info, source)
     return result
 
 
@@ -404,8 +408,8 @@ class _TiledRun:
             labels = instances_from_interior(
                 self.interior[stack_index],
                 self.foreground[stack_index],
-                threshold=self.options.threshold,
-                min_size=self.options.min_size,
+                threshold=self.target["threshold"],
+                min_size=self.target["min_size"],
             )
             writer.write(tuple(stack_index), labels)
         self.timings["instances_s"] = time.perf_counter() - t
@@ -471,7 +475,16 @@ def _open_output(
     return open_writer(path, shape, dtype, spatial_dims=d, has_classes=has_classes, class_names=names)
 
 
-def _instance_target(bundle: ModelBundle, classes: int) -> dict[str, Any]:
+def instance_settings(pipeline: Mapping[str, Any], options: PredictOptions) -> tuple[float, int]:
+    """The seed threshold and smallest seed (pixels) for instances: the options' if given, else the
+    model's pipeline target's (set by training from its validation images), else 0.5 and 8."""
+    target = pipeline.get("target") or {}
+    threshold = options.threshold if options.threshold is not None else target.get("threshold", 0.5)
+    min_size = options.min_size if options.min_size is not None else target.get("min_size", DEFAULT_MIN_SIZE)
+    return float(threshold), int(min_size)
+
+
+def _instance_target(bundle: ModelBundle, classes: int, options: PredictOptions) -> dict[str, Any]:
     target = bundle.pipeline.get("target") or {}
     where = f"{bundle.path}: " if bundle.path else ""
     if target.get("kind") != "instances" or target.get("interior_class") is None:
@@ -483,7 +496,8 @@ def _instance_target(bundle: ModelBundle, classes: int) -> dict[str, Any]:
     foreground = [int(c) for c in target.get("foreground_classes") or [interior]]
     if not all(0 <= c < classes for c in [interior, *foreground]):
         raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
-    return {"interior_class": interior, "foreground_classes": foreground}
+    threshold, min_size = instance_settings(bundle.pipeline, options)
+    return {"interior_class": interior, "foreground_classes": foreground, "threshold": threshold, "min_size": min_size}
 
 
 def _tile_limit(tile_size: int | Sequence[int] | None, d: int) -> tuple[int, ...] | None:
@@ -521,6 +535,7 @@ def _write_sidecars(
     targets: Mapping[str, Any],
     bundle: ModelBundle,
     options: PredictOptions,
+    instance_target: Mapping[str, Any] | None,
     image_info: Mapping[str, Any] | None,
     source: ChannelFirstView,
 ) -> None:
@@ -532,8 +547,8 @@ def _write_sidecars(
         settings = dict(result.settings)
         if kind == "probabilities":
             settings["probability_dtype"] = options.probability_dtype
-        if kind == "instances":
-            settings.update(threshold=options.threshold, min_size=options.min_size)
+        if kind == "instances" and instance_target is not None:
+            settings.update(threshold=instance_target["threshold"], min_size=instance_target["min_size"])
         paths = written if isinstance(written, list) else [written]
         for path in paths:
             content = build_sidecar(

@@ -6,7 +6,8 @@ A saved model is two files written atomically::
     model.json          the same configuration and pipeline, for people and other tools to read
 
 ``pipeline`` is what inference needs besides the network: intensity normalisation, what the classes
-mean (semantic classes or instances with an interior class), the training tile size.  Loading reads
+mean (semantic classes or instances with an interior class, and the seed threshold and smallest seed
+that validation chose for them), the training tile size.  Loading reads
 only the safetensors header and tensors, so it never executes code from the file, and it refuses
 pickle files (``torch.save``) and safetensors files that are not biounet models.
 """

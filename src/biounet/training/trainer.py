@@ -47,7 +47,7 @@ from biounet.model import UNet, sizes
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.history import History
 from biounet.training.state import TrainingState, has_state, load_state, save_state
-from biounet.training.validation import ValidationResult, main_metric, validate
+from biounet.training.validation import SETTING_KEYS, ValidationResult, main_metric, validate
 
 log = logging.getLogger("biounet.train")
 
@@ -365,8 +365,8 @@ class Trainer:
         """What inference needs besides the weights (see notes/pipeline.md)."""
         config = self.config
         target = config.data.target.pipeline()
-        if self.best and "threshold" in self.best.get("metrics", {}):
-            target["threshold"] = self.best["metrics"]["threshold"]
+        if self.best:  # the post-processing that validation chose for the best checkpoint
+            target.update({k: v for k, v in self.best["metrics"].items() if k in SETTING_KEYS})
         return {
             "normalization": config.data.normalization.to_dict(),
             **self.train_data.pipeline(),
@@ -491,9 +491,9 @@ class Trainer:
         finally:  # the predictor restores the contiguous format; training may use channels_last
             self.kept_model.to(memory_format=self.memory_format)
         self.last_validation = result
-        row = {f"val_{k}" if k != "threshold" else k: v for k, v in result.metrics.items()}
+        row = {k if k in SETTING_KEYS else f"val_{k}": v for k, v in result.metrics.items()}
         self.history.add("val", self.step, **row, validation_s=round(result.seconds, 2))
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+        shown = ", ".join(f"{k} {v:g}" if k in SETTING_KEYS else f"{k} {v:.4f}" for k, v in result.metrics.items())
         improved = result.better_than(self.best["value"] if self.best else None)
         if improved:
             self.best = {"step": self.step, "value": result.value, "metric": result.main, "metrics": result.metrics}

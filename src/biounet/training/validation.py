@@ -3,8 +3,9 @@
 * Membranes (ISBI 2012, ``style="membrane"``): adapted Rand error of the segments grown from
   ``P(interior) > t`` at the best threshold ``t`` in 0.1..0.9 (the mean over the images at each
   threshold), and the pixel error; main metric ``rand_error`` (lower is better).
-* Touching objects (``style="touching"``): instances from the probabilities, F1 of the matches at
-  IoU 0.5 and the IoU of the foreground; main metric ``f1`` (higher is better).
+* Touching objects (``style="touching"``): instances from the probabilities (seeded watershed), F1 of
+  the matches at IoU 0.5 at the best seed threshold and smallest seed size of a small grid (the mean
+  over the images for each pair), and the IoU of the foreground; main metric ``f1`` (higher is better).
 * Semantic classes: mean IoU and mean Dice over the classes; main metric ``mean_iou``.
 """
 
@@ -26,7 +27,8 @@ class ValidationResult:
     """Mean metrics over the validation images, and the first image's prediction for the report.
 
     Attributes:
-        metrics: ``{name: value}`` (``threshold`` is the best interior threshold for membranes).
+        metrics: ``{name: value}``; ``threshold`` is the best interior threshold (membranes) or seed
+            threshold (touching objects, with ``min_size``, the smallest seed in pixels).
         main: name of the metric that chooses the best checkpoint.
         higher_is_better: its direction.
         probabilities: ``(K, *S)`` class probabilities of the first validation image.
@@ -158,25 +160,59 @@ def membrane_metrics(
     return metrics, per_image, predictions
 
 
+#: Entries of :attr:`ValidationResult.metrics` that are post-processing settings chosen by validation,
+#: not scores; the trainer saves the best checkpoint's in the model's pipeline target.
+SETTING_KEYS: tuple[str, ...] = ("threshold", "min_size")
+
+#: Seed thresholds on ``P(interior)`` and smallest seeds (pixels) that validation tries for touching objects.
+SEED_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+SEED_MIN_SIZES: tuple[int, ...] = (8, 16, 32)
+
+
 def instance_metrics(
-    samples: Sequence[Sample], probabilities: list[np.ndarray], target: TargetConfig
+    samples: Sequence[Sample],
+    probabilities: list[np.ndarray],
+    target: TargetConfig,
+    *,
+    thresholds: Sequence[float] = SEED_THRESHOLDS,
+    min_sizes: Sequence[int] = SEED_MIN_SIZES,
 ) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
-    """Touching objects: F1 at IoU 0.5 of the instances from the probabilities, and the foreground IoU."""
-    from biounet.inference.instances import instances_from_probabilities
+    """Touching objects: F1 at IoU 0.5 of the instances from the probabilities, and the foreground IoU.
+
+    The instances are made at every seed threshold and smallest seed size of the grid (the watershed
+    of :func:`~biounet.inference.instances.instances_from_interior`), and the pair with the best mean F1
+    over the images is reported as ``threshold`` and ``min_size`` (one pair for the whole set, like the
+    membrane threshold; the trainer saves the best checkpoint's pair in the model, and ``biounet
+    predict`` uses it).  The foreground (``P(foreground) > 0.5``) does not depend on them.
+    """
+    from biounet.inference.instances import instances_from_interior
     from biounet.metrics import iou_per_class, match_instances
 
-    per_image, predictions = [], []
-    for sample, probs in zip(samples, probabilities):
-        instances = instances_from_probabilities(
-            probs, interior_class=target.interior_class, foreground_classes=target.foreground_classes, threshold=0.5
-        )
+    grid = [(float(t), int(m)) for t in thresholds for m in min_sizes]
+    if not grid:
+        raise ValueError("instance_metrics needs at least one seed threshold and one min_size")
+    f1 = np.zeros((len(samples), len(grid)))
+    foreground_iou = []
+    for i, (sample, probs) in enumerate(zip(samples, probabilities)):
+        interior = probs[target.interior_class]
         foreground = probs[target.foreground_classes].sum(axis=0) > 0.5
-        match = match_instances(sample.target.instances, instances, iou_threshold=0.5)
-        iou = iou_per_class(sample.target.instances > 0, foreground, [1])[1]
-        per_image.append({"f1": float(match.f1), "foreground_iou": float(iou)})
-        predictions.append(instances)
+        for j, (threshold, min_size) in enumerate(grid):
+            instances = instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size)
+            f1[i, j] = match_instances(sample.target.instances, instances, iou_threshold=0.5).f1
+        foreground_iou.append(float(iou_per_class(sample.target.instances > 0, foreground, [1])[1]))
+    best = int(np.nanargmax(np.nanmean(f1, axis=0))) if len(samples) else 0
+    threshold, min_size = grid[best]
+    per_image = [{"f1": float(f1[i, best]), "foreground_iou": foreground_iou[i]} for i in range(len(samples))]
     metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in ("f1", "foreground_iou")}
-    return metrics, per_image, predictions[:1]
+    metrics.update(threshold=threshold, min_size=min_size)
+    predictions = []
+    if samples:
+        first = probabilities[0]
+        foreground = first[target.foreground_classes].sum(axis=0) > 0.5
+        predictions.append(
+            instances_from_interior(first[target.interior_class], foreground, threshold=threshold, min_size=min_size)
+        )
+    return metrics, per_image, predictions
 
 
 def semantic_metrics(
