@@ -26,7 +26,7 @@ def test_default_recipe_is_a_sensible_start():
     assert config.optim.name == "adamw" and config.optim.schedule == "cosine"
     assert config.model.padding == "same" and config.model.norm == "batch" and config.optim.ema == 0.99
     assert config.batch_size == 4 and config.spatial_tile() == (256, 256)
-    assert config.loss.w0 == 10.0 and config.augmentation.elastic
+    assert config.loss.w0 == 25.0 and not config.loss.class_balance and config.augmentation.elastic
 
 
 def test_layers_override_in_order_and_round_trip():

@@ -63,7 +63,7 @@ def test_weight_map_is_high_between_touching_cells_and_cached(tmp_path):
     weight = sample.weight
     assert weight.shape == (40, 40) and weight.dtype == np.float32
     between, outer_edge, far = weight[20, 19], weight[20, 5], weight[2, 2]
-    assert between > outer_edge > far and between > 5  # the border term (w0 = 10) between the cells
+    assert between > outer_edge > far and between > 5  # the border term between the cells
     cached = list(tmp_path.glob("weights-*.npy"))
     assert len(cached) == 1
     np.save(cached[0], np.full((40, 40), 7.0, np.float32))  # a second sample reads the cache

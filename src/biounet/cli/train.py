@@ -44,8 +44,9 @@ VALIDATION
 
 RECIPES AND CONFIGURATION
   --recipe default (padding same, batch norm, AdamW + cosine, a moving average of the weights, 256 px
-  tiles, batch 4, border-weighted cross-entropy, elastic deformation; 32 channels and lr 1e-3 on a GPU
-  or a CPU with bfloat16, 16 channels and lr 3e-3 on a CPU that computes in float32 only) or
+  tiles, batch 4, cross-entropy with the eq.-2 border weights at w0 = 25 (the paper: 10), elastic
+  deformation; 32 channels and lr 1e-3 on a GPU or a CPU with bfloat16, 16 channels and lr 3e-3 on a
+  CPU that computes in float32 only) or
   --recipe paper (Ronneberger et al. 2015: 64..1024 channels, SGD momentum 0.99, one 572 px tile a step,
   weighted cross-entropy, elastic deformation). A YAML/TOML/JSON file (--config) with the sections of
   RUN_DIR/config.json overrides the recipe, flags override the file, and --set section.key=value sets
