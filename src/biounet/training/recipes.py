@@ -55,8 +55,8 @@ Recipes:
   is 0.5-0.7. ISBI: w0 = 10 best 0.049 (then 0.054-0.061); w0 = 25 best 0.042 (step 1,059; 0.042-0.046
   at every validation from step 700 on; 0.040 with 8-fold test-time augmentation), and with seed 1
   0.034 (step 500; 0.039-0.043 later), with seed 2 0.037 (step 1,000); w0 = 50 best 0.048, then
-  0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844, beside 0.901 / 0.844 at w0 = 10 (both with the
-  seeds chosen by validation).
+  0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844 (seed 1: 0.901 / 0.843), beside 0.901 / 0.844 at
+  w0 = 10 (all with the seeds chosen by validation).
 
 Presets (layered on top of a recipe):
 
