@@ -66,9 +66,8 @@ def instances_from_interior(
     n_seeds = int(seeds.max())
     component_of_seed = np.zeros(n_seeds + 1, dtype=np.int64)
     seeded = seeds > 0
-    component_of_seed[seeds[seeded]] = components[seeded]
+    component_of_seed[seeds[seeded]] = components[seeded]  # >= 1: seeds lie in the foreground
     seeds_in = np.bincount(component_of_seed[1:], minlength=count + 1)
-    seeds_in[0] = 0
 
     lookup = np.zeros(count + 1, dtype=np.int32)  # component -> instance id (0: none or several seeds)
     single = seeds_in[component_of_seed[1:]] == 1

@@ -185,7 +185,7 @@ def instance_metrics(
     membrane threshold; the trainer saves the best checkpoint's pair in the model, and ``biounet
     predict`` uses it).  The foreground (``P(foreground) > 0.5``) does not depend on them.
     """
-    from biounet.inference.instances import instances_from_interior
+    from biounet.inference.instances import instances_from_interior, instances_from_probabilities
     from biounet.metrics import iou_per_class, match_instances
 
     grid = [(float(t), int(m)) for t in thresholds for m in min_sizes]
@@ -205,13 +205,10 @@ def instance_metrics(
     per_image = [{"f1": float(f1[i, best]), "foreground_iou": foreground_iou[i]} for i in range(len(samples))]
     metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in ("f1", "foreground_iou")}
     metrics.update(threshold=threshold, min_size=min_size)
-    predictions = []
-    if samples:
-        first = probabilities[0]
-        foreground = first[target.foreground_classes].sum(axis=0) > 0.5
-        predictions.append(
-            instances_from_interior(first[target.interior_class], foreground, threshold=threshold, min_size=min_size)
-        )
+    predictions = [
+        instances_from_probabilities(p, target.interior_class, target.foreground_classes, threshold, min_size)
+        for p in probabilities[:1]
+    ]
     return metrics, per_image, predictions
 
 
