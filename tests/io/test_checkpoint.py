@@ -52,6 +52,22 @@ def test_pickle_files_are_refused(tmp_path):
             load_model(tmp_path / name)
 
 
+def test_a_header_length_starting_with_the_pickle_byte_is_still_a_model(tmp_path):
+    # The first byte of a safetensors file is the low byte of its header length: 0x80 for one length in
+    # 256, like the first byte of a pickle. Such models must load (one trained DSB model did not).
+    model = small_model()
+    for pad in range(256):
+        path = save_model(model, tmp_path / "run", pipeline={"note": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    assert read_metadata(path)["pipeline"] == {"note": "x" * pad}
+    x = torch.randn(1, 1, 44, 44)
+    with torch.inference_mode():
+        assert torch.equal(model(x), load_model(path)(x))
+
+
 def test_truncated_and_foreign_files_are_refused(tmp_path):
     from safetensors.torch import save_file
 

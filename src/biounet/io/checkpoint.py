@@ -127,18 +127,21 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     try:
         with open(p, "rb") as handle:
-            head = handle.read(8)
-            if head[:1] == b"\x80" or head[:2] == b"PK":
+            # A safetensors file starts with the little-endian length of its JSON header, then "{"; the
+            # length's first byte may be 0x80, like a pickle's, so the "{" decides.
+            head = handle.read(9)
+            if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
                 raise ModelFileError(
                     f"{p}: this is a pickle / torch.save file; biounet loads only safetensors models, "
                     "because unpickling can execute code"
                 )
-            if len(head) < 8:
+            if len(head) < 9:
                 raise ModelFileError(f"{p}: not a safetensors file (only {len(head)} bytes)")
-            (header_length,) = struct.unpack("<Q", head)
+            (header_length,) = struct.unpack("<Q", head[:8])
             size = p.stat().st_size
             if header_length > min(size - 8, 100 * 1024 * 1024):
                 raise ModelFileError(f"{p}: not a safetensors file, or truncated (header length {header_length})")
+            handle.seek(8)
             header = json.loads(handle.read(header_length))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         if isinstance(error, ModelFileError):
