@@ -70,7 +70,7 @@ def train_biounet(task: str, minutes: float, run_dir: Path, quick: bool) -> None
             "--steps", "1000000", "--no-progress", "--overwrite"]
     if task == "isbi":
         args += ["--preset", "isbi2012", "--images", str(SHARED_DATA / "isbi2012_em"),
-                 "--val-names", ",".join(ISBI_VAL[:1] if quick else ISBI_VAL)]
+                 "--val-names", ",".join(ISBI_VAL[:1] if quick else ISBI_VAL), "--val-every", "100"]  # as the README
     else:
         train, val = dsb_split(quick)
         args += ["--dsb", str(SHARED_DATA / "dsb2018_nuclei_fluo256" / "stage1_train"),
