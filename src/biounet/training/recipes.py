@@ -58,6 +58,10 @@ Recipes:
   0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844 (seed 1: 0.901 / 0.843), beside 0.901 / 0.844 at
   w0 = 10 (all with the seeds chosen by validation).
 
+  Tried on top of it (ISBI, seed 0), without gain: batch 2 instead of 4 (twice the steps a minute):
+  best 0.063 over its first 1,200 steps (12 of the 20 minutes; batch 4 reaches 0.050 in that time), best
+  threshold mostly 0.8-0.9 again; depth 5: best 0.082 (step 400 of 900), 0.083-0.089 later.
+
 Presets (layered on top of a recipe):
 
 * ``"isbi2012"``: ISBI 2012 EM membranes: ``image``/``label`` folders of 0/255 PNGs, 0 = membrane; 2
