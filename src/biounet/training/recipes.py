@@ -54,9 +54,11 @@ Recipes:
   w0 = 10 the best threshold was nearly always 0.9, the top of the sweep (too little membrane); at 25 it
   is 0.5-0.7. ISBI: w0 = 10 best 0.049 (then 0.054-0.061); w0 = 25 best 0.042 (step 1,059; 0.042-0.046
   at every validation from step 700 on; 0.040 with 8-fold test-time augmentation), and with seed 1
-  0.034 (step 500; 0.039-0.043 later), with seed 2 0.037 (step 1,000); w0 = 50 best 0.048, then
-  0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844 (seed 1: 0.901 / 0.843), beside 0.901 / 0.844 at
-  w0 = 10 (all with the seeds chosen by validation).
+  0.034 (step 500; 0.039-0.043 later), with seed 2 0.037 (step 1,000), with the default seed again
+  (``make bench``) 0.046 (step 700; under a time budget the schedule follows the clock, so runs differ);
+  w0 = 50 best 0.048, then 0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844 (seed 1: 0.901 / 0.843;
+  ``make bench``: 0.904 / 0.843), beside 0.901 / 0.844 at w0 = 10 (all with the seeds chosen by
+  validation).
 
   Tried on top of it (ISBI, seed 0), without gain: batch 2 instead of 4 (twice the steps a minute):
   best 0.063 over its first 1,200 steps (12 of the 20 minutes; batch 4 reaches 0.050 in that time), best
