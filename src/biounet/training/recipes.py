@@ -54,8 +54,9 @@ Recipes:
   w0 = 10 the best threshold was nearly always 0.9, the top of the sweep (too little membrane); at 25 it
   is 0.5-0.7. ISBI: w0 = 10 best 0.049 (then 0.054-0.061); w0 = 25 best 0.042 (step 1,059; 0.042-0.046
   at every validation from step 700 on; 0.040 with 8-fold test-time augmentation), and with seed 1
-  0.034 (step 500; 0.039-0.043 later), with seed 2 0.037 (step 1,000), with the default seed again
-  (``make bench``) 0.046 (step 700; under a time budget the schedule follows the clock, so runs differ);
+  0.034 (step 500; 0.039-0.043 later), with seed 2 0.037 (step 1,000), with seed 3 0.070 (step 800),
+  with the default seed again (``make bench``) 0.046 (step 700; under a time budget the schedule follows
+  the clock, so runs differ);
   w0 = 50 best 0.048, then 0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844 (seed 1: 0.901 / 0.843;
   ``make bench``: 0.904 / 0.843), beside 0.901 / 0.844 at w0 = 10 (all with the seeds chosen by
   validation).
@@ -63,7 +64,7 @@ Recipes:
   Tried on top of it (ISBI, seed 0), without gain: batch 2 instead of 4 (twice the steps a minute):
   best 0.063 over its first 1,200 steps (12 of the 20 minutes; batch 4 reaches 0.050 in that time), best
   threshold mostly 0.8-0.9 again; depth 5: best 0.082 (step 400 of 900), 0.083-0.089 later; no dropout:
-  best 0.043 (step 1,070 of 1,070; 0.045-0.048 from step 700), within the default's 0.034-0.046; the
+  best 0.043 (step 1,070 of 1,070; 0.045-0.048 from step 700), within the default's 0.034-0.070 (median 0.042); the
   slices above and below as two more input channels (2.5D; the neighbours of slices 0 and 21 mirrored):
   best 0.042 (step 800 of 1,050), best threshold 0.9 from step 700 on, within the default's range;
   border-weight sigma 8 px instead of 5: best 0.052 (step 700 of 1,089), 0.063-0.070 later; sigma 3 px:
