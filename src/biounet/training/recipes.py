@@ -69,8 +69,8 @@ Recipes:
   threshold 0.9 from step 700 on; border-weight sigma 8 px instead of 5: best 0.052 (step 700 of 1,089),
   0.063-0.070 later; sigma 3 px: best 0.052 (step 1,094 of 1,094), best threshold 0.8-0.9 throughout (too
   little membrane, as at w0 = 10). Five runs of the default itself (seeds 0-3, seed 0 twice) gave
-  0.034-0.070, median 0.042, so one run each cannot tell these apart from it by less than ~0.01; none was
-  better than its median. 8-fold test-time augmentation on the best models of seeds 0, 1 and 2: 0.040,
+  0.034-0.070, median 0.042, so a single run cannot show a difference of 0.01; none of these beat that
+  median. 8-fold test-time augmentation on the best models of seeds 0, 1 and 2: 0.040,
   0.033 and 0.041 (without: 0.042, 0.034, 0.037), so it does not reliably help here. DSB without dropout:
   F1 0.904, foreground IoU 0.843 (step 750), as with it.
 
