@@ -56,10 +56,9 @@ Recipes:
   at every validation from step 700 on; 0.040 with 8-fold test-time augmentation), and with seed 1
   0.034 (step 500; 0.039-0.043 later), with seed 2 0.037 (step 1,000), with seed 3 0.070 (step 800),
   with the default seed again (``make bench``) 0.046 (step 700; under a time budget the schedule follows
-  the clock, so runs differ);
-  w0 = 50 best 0.048, then 0.059. DSB: w0 = 25 F1 0.904, foreground IoU 0.844 (seed 1: 0.901 / 0.843;
-  ``make bench``: 0.904 / 0.843), beside 0.901 / 0.844 at w0 = 10 (all with the seeds chosen by
-  validation).
+  the clock, so runs differ); w0 = 50 best 0.048, then 0.059. DSB: w0 = 25 F1 0.904, foreground IoU
+  0.844 (seed 1: 0.901 / 0.843; ``make bench``: 0.904 / 0.843), beside 0.901 / 0.844 at w0 = 10 (all
+  with the seeds chosen by validation).
 
   Tried on top of it (ISBI, seed 0), without gain: batch 2 instead of 4 (twice the steps a minute):
   best 0.063 over its first 1,200 steps (12 of the 20 minutes; batch 4 reaches 0.050 in that time), best
@@ -70,9 +69,9 @@ Recipes:
   0.063-0.070 later; sigma 3 px: best 0.052 (step 1,094 of 1,094), best threshold 0.8-0.9 throughout (too
   little membrane, as at w0 = 10). Five runs of the default itself (seeds 0-3, seed 0 twice) gave
   0.034-0.070, median 0.042, so a single run cannot show a difference of 0.01; none of these beat that
-  median. 8-fold test-time augmentation on the best models of seeds 0, 1 and 2: 0.040,
-  0.033 and 0.041 (without: 0.042, 0.034, 0.037), so it does not reliably help here. DSB without dropout:
-  F1 0.904, foreground IoU 0.843 (step 750), as with it.
+  median. 8-fold test-time augmentation on the best models of seeds 0, 1 and 2: 0.040, 0.033 and 0.041
+  (without: 0.042, 0.034, 0.037), so it does not reliably help here. DSB without dropout: F1 0.904,
+  foreground IoU 0.843 (step 750), as with it.
 
 Presets (layered on top of a recipe):
 
