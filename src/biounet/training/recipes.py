@@ -60,18 +60,18 @@ Recipes:
   0.844 (seed 1: 0.901 / 0.843; ``make bench``: 0.904 / 0.843), beside 0.901 / 0.844 at w0 = 10 (all with
   the seeds chosen by validation).
 
-  Tried on top of it (ISBI, seed 0), without gain: batch 2 instead of 4 (twice the steps a minute):
-  best 0.063 over its first 1,200 steps (12 of the 20 minutes; batch 4 reaches 0.050 in that time), best
-  threshold mostly 0.8-0.9 again; depth 5: best 0.082 (step 400 of 900), 0.083-0.089 later; no dropout:
-  best 0.043 (step 1,070 of 1,070; 0.045-0.048 from step 700); the slices above and below as two more
-  input channels (2.5D; the neighbours of slices 0 and 21 mirrored): best 0.042 (step 800 of 1,050), best
+  Tried on top of it (ISBI, seed 0), without gain: batch 2 instead of 4 (twice the steps a minute): best
+  0.063 over its first 1,200 steps (12 of the 20 minutes; batch 4 reaches 0.050 in that time), best
+  threshold mostly 0.8-0.9 again; depth 5: best 0.082 (step 400 of 900), 0.083-0.089 later; no dropout: best
+  0.043 (step 1,070 of 1,070; 0.045-0.048 from step 700); the slices above and below as two more input
+  channels (2.5D; the neighbours of slices 0 and 21 mirrored): best 0.042 (step 800 of 1,050), best
   threshold 0.9 from step 700 on; border-weight sigma 8 px instead of 5: best 0.052 (step 700 of 1,089),
   0.063-0.070 later; sigma 3 px: best 0.052 (step 1,094 of 1,094), best threshold 0.8-0.9 throughout (too
   little membrane, as at w0 = 10). Six runs of the default itself (seeds 0-4, seed 0 twice) gave
-  0.034-0.070, median 0.044, so a single run cannot show a difference of 0.01; none of these beat that
-  median. 8-fold test-time augmentation on the best models of seeds 0, 1 and 2: 0.040, 0.033 and 0.041
-  (without: 0.042, 0.034, 0.037), so it does not reliably help here. DSB without dropout: F1 0.904,
-  foreground IoU 0.843 (step 750), as with it.
+  0.034-0.070, median 0.044, so a single run cannot show a difference of 0.01; the best of these (2.5D
+  0.042, no dropout 0.043) are at that median, no clear gain. 8-fold test-time augmentation on the best
+  models of seeds 0, 1 and 2: 0.040, 0.033 and 0.041 (without: 0.042, 0.034, 0.037), so it does not reliably
+  help here. DSB without dropout: F1 0.904, foreground IoU 0.843 (step 750), as with it.
 
   Why elastic deformation and free rotations stay (ISBI, seed 0): without them (flips, 90-degree rotations
   and grey values kept) the network learns faster at first (0.049 at step 400, where the five default runs
