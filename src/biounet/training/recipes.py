@@ -67,19 +67,19 @@ Recipes:
   channels (2.5D; the neighbours of slices 0 and 21 mirrored): best 0.042 (step 800 of 1,050), best
   threshold 0.9 from step 700 on; border-weight sigma 8 px instead of 5: best 0.052 (step 700 of 1,089),
   0.063-0.070 later; sigma 3 px: best 0.052 (step 1,094 of 1,094), best threshold 0.8-0.9 throughout (too
-  little membrane, as at w0 = 10). Six runs of the default itself (seeds 0-4, seed 0 twice) gave
-  0.034-0.070, median 0.044, so a single run cannot show a difference of 0.01; the best of these (2.5D
-  0.042, no dropout 0.043) are at that median, no clear gain. 8-fold test-time augmentation on the best
-  models of seeds 0, 1 and 2: 0.040, 0.033 and 0.041 (without: 0.042, 0.034, 0.037), so it does not reliably
-  help here. DSB without dropout: F1 0.904, foreground IoU 0.843 (step 750), as with it.
+  little membrane, as at w0 = 10); a clDice term of weight 0.5: best 0.055 (step 800 of 951; a step is about
+  10 % slower), best threshold 0.9 at most validations (too little membrane again). Six runs of the default
+  itself (seeds 0-4, seed 0 twice) gave 0.034-0.070, median 0.044, so a single run cannot show a difference
+  of 0.01; the best of these tries (2.5D 0.042, no dropout 0.043) are at that median, no clear gain. 8-fold
+  test-time augmentation on the best models of seeds 0, 1 and 2: 0.040, 0.033 and 0.041 (without: 0.042,
+  0.034, 0.037), so it does not reliably help here. DSB without dropout: F1 0.904, foreground IoU 0.843
+  (step 750), as with it.
 
   Why elastic deformation and free rotations stay (ISBI, seed 0): without them (flips, 90-degree rotations
   and grey values kept) the network learns faster at first (0.049 at step 400, where the five default runs
   validated there stood at 0.070-0.099) but then stalls: best 0.045 (step 700 of 1,077), 0.047-0.055 later,
   inside the spread of the default (best 0.034-0.070; seeds 0-2 end at 0.038-0.042). On DSB the same change
   gives F1 0.902 / foreground IoU 0.846 (step 783), the default's 0.904 / 0.844 within the spread of seeds.
-  A clDice term of weight 0.5 on top of the default (ISBI, seed 0): best 0.055 (step 800 of 951; a step is
-  about 10 % slower), best threshold 0.9 at most validations (too little membrane, as at w0 = 10).
 
 Presets (layered on top of a recipe):
 
