@@ -9,28 +9,12 @@ can be traced and reproduced.
 from __future__ import annotations
 
 import datetime
-import functools
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from biounet.io.atomic import write_json_atomic
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file (cached per path, size and modification time)."""
-    stat = os.stat(path)
-    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from biounet.io.hashing import sha256_file
 
 
 def sidecar_path(output: str | os.PathLike) -> Path:
@@ -59,7 +43,7 @@ def build_sidecar(
         "output": {"kind": output_kind, "file": output_path.name},
         "model": {
             "path": str(model_path) if model_path is not None else None,
-            "sha256": sha256_file(model_path) if model_path is not None else None,
+            "sha256": sha256_file(model_path, cached=True) if model_path is not None else None,
             "config": model_config,
             "target": target or {},
         },

@@ -18,7 +18,6 @@ before using it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import torch
 
 from biounet.errors import ModelFileError
 from biounet.io.atomic import write_json_atomic
+from biounet.io.hashing import sha256_file
 
 STATE_DIR = "state"
 MANIFEST = "latest.json"
@@ -125,7 +125,7 @@ def save_state(run_dir: str | os.PathLike, state: TrainingState) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(final.iterdir())}
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(final.iterdir())}
     write_json_atomic(root / MANIFEST, {"format": FORMAT, "step": state.step, "directory": name, "files": files})
     _prune(root, keep=name)
     return final
@@ -151,7 +151,7 @@ def load_state(run_dir: str | os.PathLike) -> TrainingState:
     directory = root / manifest["directory"]
     for name, expected in manifest["files"].items():
         path = directory / name
-        if not path.is_file() or path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+        if not path.is_file() or path.stat().st_size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
             raise ModelFileError(f"{path}: missing or altered since it was saved; cannot resume from it")
     document = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     model = load_file(str(directory / "model.safetensors"))
@@ -169,14 +169,6 @@ def load_state(run_dir: str | os.PathLike) -> TrainingState:
         extra=document.get("extra", {}),
         ema=ema,
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _prune(root: Path, keep: str) -> None:
