@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from biounet.data.normalization import NormalizationConfig
-from biounet.data.readers import pair_files, read_dsb, read_folder_pairs
+from biounet.data.readers import dsb_instance_map, pair_files, read_dsb, read_folder_pairs
 from biounet.data.targets import TargetConfig
 from biounet.errors import DataError, ImageReadError
 from biounet.io.images import write_image
@@ -146,6 +146,22 @@ def test_dsb_synthetic_overlap_and_rgba(tmp_path):
     assert instances.max() == 3 and instances[3, 3] == 1 and instances[3, 7] == 2
     classes = data.samples[0].target.classes
     assert classes[3, 5] == 2 and classes[3, 6] == 2  # touching nuclei 1 and 2 are separated
+
+
+def test_dsb_overlapping_masks_first_file_wins(tmp_path):
+    root = tmp_path / "stage1_train"
+    write_image(root / "s1" / "images" / "s1.png", np.full((16, 16), 10, dtype=np.uint8))
+    first, second = np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8)
+    first[2:6, 4:8] = 255
+    second[4:8, 4:8] = 255  # rows 4-5 overlap the first mask
+    write_image(root / "s1" / "masks" / "a.png", first)
+    write_image(root / "s1" / "masks" / "b.png", second)
+    instances = read_dsb(tmp_path, TargetConfig(kind="instances")).samples[0].target.instances
+    assert np.all(instances[4:6, 4:8] == 1)  # the overlap belongs to a.png, the first mask file
+    assert np.all(instances[2:4, 4:8] == 1) and np.all(instances[6:8, 4:8] == 2)
+    masks = sorted((root / "s1" / "masks").iterdir())
+    assert np.array_equal(dsb_instance_map(masks, (16, 16)), instances)
+    assert np.all(dsb_instance_map(masks[::-1], (16, 16))[4:6, 4:8] == 1)  # order decides: now b.png is first
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -208,6 +208,26 @@ def _pair_by_number(image_by_stem: dict[str, Path], masks: Sequence[Path]) -> li
     return [(file_stem(image_numbers[n]), image_numbers[n], mask_numbers[n]) for n in sorted(image_numbers)]
 
 
+def scan_dsb(root: str | os.PathLike) -> list[tuple[str, list[Path], list[Path]]]:
+    """``(id, image_paths, mask_paths)`` for every ``<root>/<id>/images`` folder, ids in natural order.
+
+    No checks: an entry may have no image or no masks.  :func:`find_dsb` (training) refuses such folders;
+    the dataset converter skips them with a warning.  Mask files are in file-name order, the order that
+    numbers the objects (see :func:`dsb_instance_map`).
+    """
+    entries = []
+    for folder in sorted((p for p in Path(root).iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
+        images_dir = folder / "images"
+        if not images_dir.is_dir():
+            continue
+        images = sorted((p for p in images_dir.iterdir() if is_image_file(p)), key=lambda p: p.name)
+        masks_dir = folder / "masks"
+        masks = sorted((p for p in masks_dir.iterdir() if is_image_file(p)), key=lambda p: p.name) \
+            if masks_dir.is_dir() else []
+        entries.append((folder.name, images, masks))
+    return entries
+
+
 def find_dsb(root: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
     """``(id, image_path, mask_paths)`` for every sample of a DSB 2018 folder (``stage1_train`` or its parent)."""
     root = Path(root)
@@ -216,22 +236,33 @@ def find_dsb(root: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
     if (root / "stage1_train").is_dir() and not (root / root.name / "images").is_dir():
         root = root / "stage1_train"
     entries = []
-    for folder in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
-        images_dir = folder / "images"
-        if not images_dir.is_dir():
-            continue
-        images = [p for p in images_dir.iterdir() if is_image_file(p)]
+    for name, images, masks in scan_dsb(root):
         if len(images) != 1:
-            raise DataError(f"{images_dir}: expected exactly one image file, found {len(images)}")
-        masks_dir = folder / "masks"
-        masks = sorted((p for p in masks_dir.iterdir() if is_image_file(p)), key=lambda p: p.name) \
-            if masks_dir.is_dir() else []
+            raise DataError(f"{root / name / 'images'}: expected exactly one image file, found {len(images)}")
         if not masks:
-            raise DataError(f"{masks_dir}: no mask files (DSB layout: one PNG per object in <id>/masks/)")
-        entries.append((folder.name, images[0], masks))
+            raise DataError(f"{root / name / 'masks'}: no mask files (DSB layout: one PNG per object in <id>/masks/)")
+        entries.append((name, images[0], masks))
     if not entries:
         raise DataError(f"{root}: no DSB samples (expected <id>/images/<id>.png and <id>/masks/*.png)")
     return entries
+
+
+def dsb_instance_map(mask_paths: Sequence[Path], shape: tuple[int, ...]) -> np.ndarray:
+    """``(Y, X)`` int32 instance map from one mask file per object: object ``i`` (1-based, in the order of
+    ``mask_paths``) is where mask ``i`` is ``> 0``; 0 is background.
+
+    Where masks overlap, the **first** mask wins: a pixel keeps the first object that claims it, so a later
+    mask can never overwrite part of an earlier object.  It is the usual convention (a pixel is labelled
+    once) and what ``biounet data fetch`` always wrote, so earlier converted datasets stay identical.  In the
+    real DSB data only <= 2 px in 2 images overlap; the rule matters for consistency, not accuracy.
+    """
+    instances = np.zeros(shape, dtype=np.int32)
+    for index, mask_path in enumerate(mask_paths, start=1):
+        mask = read_mask(mask_path, 2)
+        if mask.shape != tuple(shape):
+            raise DataError(f"{mask_path}: mask of shape {mask.shape} does not match its image {tuple(shape)}")
+        instances[(mask > 0) & (instances == 0)] = index
+    return instances
 
 
 # ------------------------------------------------------------------------------------------- channels
@@ -367,8 +398,8 @@ def read_dsb(
     normalization: NormalizationConfig | None = None,
     names: Sequence[str] | None = None,
 ) -> TrainingData:
-    """Read a DSB 2018 folder: instance map = enumeration of each sample's mask files (``> 0``; later files win
-    the few overlapping pixels)."""
+    """Read a DSB 2018 folder: instance map = enumeration of each sample's mask files (see
+    :func:`dsb_instance_map`: ``> 0``, the first file wins the few overlapping pixels)."""
     if target.kind == "instances" and target.style == "membrane":
         raise DataError(f"{root}: the DSB layout holds objects, not membranes; use the touching-cells target")
     entries = find_dsb(root)
@@ -378,12 +409,7 @@ def read_dsb(
     for name, image_path, mask_paths in entries:
         image = _read(image_path)
         spatial = image.shape[:2]
-        instances = np.zeros(spatial, dtype=np.int32)
-        for index, mask_path in enumerate(mask_paths, start=1):
-            mask = read_mask(mask_path, 2)
-            if mask.shape != spatial:
-                raise DataError(f"{mask_path}: mask of shape {mask.shape} does not match its image {spatial}")
-            instances[mask > 0] = index
+        instances = dsb_instance_map(mask_paths, spatial)
         image_cf, axis = channels_first(image, spatial, image_path)
         raws.append(_Raw(name, image_cf, axis, _instance_target(instances, target), image_path,
                          mask_paths[0].parent))
