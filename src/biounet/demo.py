@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from biounet.pipeline import TargetDescription
+
 log = logging.getLogger("biounet.demo")
 
 #: The demo's network and recipe: the default recipe, made small enough to learn in minutes on a CPU, with
@@ -118,22 +120,21 @@ def run_style(style: str, settings: DemoSettings, seed: int) -> StyleResult:
     timings["training"] = time.perf_counter() - t
 
     from biounet.inference.instances import instances_from_probabilities
-    from biounet.inference.predictor import PredictOptions, instance_settings, predict
+    from biounet.inference.predictor import PredictOptions, instance_target, predict
     from biounet.io.checkpoint import load_bundle
 
     bundle = load_bundle(run_dir)
-    target = bundle.pipeline["target"]
     t = time.perf_counter()
     probabilities = predict(bundle, image, output="probabilities", progress=settings.progress)
     timings["overlap-tile inference"] = time.perf_counter() - t
     t = time.perf_counter()
-    threshold, min_size = instance_settings(bundle.pipeline, PredictOptions())  # as chosen by validation
+    seeds = instance_target(bundle, PredictOptions())  # the seed settings validation chose
     instances = instances_from_probabilities(
-        probabilities, target["interior_class"], target["foreground_classes"], threshold, min_size
+        probabilities, seeds.interior_class, seeds.foreground_classes, seeds.threshold, seeds.min_size
     )
     timings["instance separation"] = time.perf_counter() - t
     t = time.perf_counter()
-    metrics = evaluate_style(style, truth, probabilities, instances, target)
+    metrics = evaluate_style(style, truth, probabilities, instances, bundle.pipeline.target)
     timings["evaluation"] = time.perf_counter() - t
     metrics["inference MPix/s"] = image.size / 1e6 / timings["overlap-tile inference"]
     prediction = np.argmax(probabilities, axis=0).astype(np.uint8)
@@ -166,12 +167,12 @@ def train_style(style: str, data_dir: Path, run_dir: Path, settings: DemoSetting
 
 
 def evaluate_style(
-    style: str, truth: np.ndarray, probabilities: np.ndarray, instances: np.ndarray, target: dict[str, Any]
+    style: str, truth: np.ndarray, probabilities: np.ndarray, instances: np.ndarray, target: TargetDescription
 ) -> dict[str, float]:
     """The metrics that fit the style: instance matching for both, the ISBI metrics for membranes."""
     from biounet import metrics
 
-    interior = probabilities[target["interior_class"]]
+    interior = probabilities[target.interior_class]
     if style == "membrane":
         gt_cells = truth.astype(np.int64)
         rand = metrics.adapted_rand_error(gt_cells, instances)

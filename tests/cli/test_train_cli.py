@@ -61,9 +61,9 @@ def test_short_run_writes_everything_and_the_loss_falls(data, tmp_path):
         assert (run / name).is_file(), name
     assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bundle = load_bundle(run)
-    assert bundle.pipeline["target"]["kind"] == "semantic"
-    assert bundle.pipeline["normalization"]["method"] == "percentile"
-    assert bundle.pipeline["tile_shape"] == [60, 60]
+    assert bundle.pipeline.target.kind == "semantic"
+    assert bundle.pipeline.normalization.method == "percentile"
+    assert bundle.pipeline.tile_shape == [60, 60]
     config = json.loads((run / "config.json").read_text())
     assert config["steps"] == 40 and config["model"]["base_channels"] == 4
     history = json.loads((run / "history.json").read_text())

@@ -11,6 +11,7 @@ import torch
 from biounet import UNet, load_model, save_model
 from biounet.errors import ModelFileError
 from biounet.io.checkpoint import load_bundle, read_metadata
+from biounet.pipeline import Pipeline, TargetDescription
 
 
 def small_model(**kwargs) -> UNet:
@@ -29,7 +30,7 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     x = torch.randn(1, 1, 124, 108)
     with torch.inference_mode():
         assert torch.equal(model(x), bundle.model(x))
-    assert bundle.pipeline == {"target": {"kind": "semantic"}}
+    assert bundle.pipeline == Pipeline(target=TargetDescription(kind="semantic"))
     assert not bundle.model.training
 
 
@@ -57,12 +58,12 @@ def test_a_header_length_starting_with_the_pickle_byte_is_still_a_model(tmp_path
     # 256, like the first byte of a pickle. Such models must load (one trained DSB model did not).
     model = small_model()
     for pad in range(256):
-        path = save_model(model, tmp_path / "run", pipeline={"note": "x" * pad})
+        path = save_model(model, tmp_path / "run", pipeline={"target": {"class_names": ["x" * pad]}})
         if path.read_bytes()[0] == 0x80:
             break
     else:
         pytest.fail("no padding gave a header length with low byte 0x80")
-    assert read_metadata(path)["pipeline"] == {"note": "x" * pad}
+    assert read_metadata(path)["pipeline"]["target"]["class_names"] == ["x" * pad]
     x = torch.randn(1, 1, 44, 44)
     with torch.inference_mode():
         assert torch.equal(model(x), load_model(path)(x))
@@ -88,11 +89,11 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
 
 
 def test_metadata_is_readable_without_weights(tmp_path):
-    path = save_model(small_model(num_classes=3), tmp_path, pipeline={"x": [1, 2]})
+    path = save_model(small_model(num_classes=3), tmp_path, pipeline={"channels": [1, 2]})
     meta = read_metadata(path)
     assert meta["format"] == "biounet.unet"
     assert meta["config"]["num_classes"] == 3
-    assert meta["pipeline"] == {"x": [1, 2]}
+    assert meta["pipeline"]["channels"] == [1, 2]
 
 
 def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
@@ -111,3 +112,33 @@ def test_save_is_atomic_when_interrupted(tmp_path, monkeypatch):
         save_model(UNet(base_channels=4, depth=2), tmp_path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
+
+
+def test_model_json_is_a_copy_and_an_edit_is_reported(tmp_path, caplog):
+    """The .safetensors file is the model; an edited model.json changes nothing and says so in one line."""
+    import logging
+
+    model = small_model()
+    save_model(model, tmp_path, pipeline={"target": {"kind": "semantic", "class_names": ["bg", "cell"]}})
+    with caplog.at_level(logging.WARNING, logger="biounet.io"):
+        load_bundle(tmp_path)
+    assert not caplog.records
+    copy = json.loads((tmp_path / "model.json").read_text())
+    copy["pipeline"]["target"]["class_names"] = ["edited", "names"]
+    (tmp_path / "model.json").write_text(json.dumps(copy))
+    with caplog.at_level(logging.WARNING, logger="biounet.io"):
+        bundle = load_bundle(tmp_path)
+    assert bundle.pipeline.target.class_names == ["bg", "cell"]
+    assert len(caplog.records) == 1 and "model.json" in caplog.text and "no effect" in caplog.text
+
+
+def test_a_model_with_an_invalid_pipeline_is_refused_in_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    model = small_model()
+    meta = read_metadata(save_model(model, tmp_path))
+    meta["pipeline"] = {"target": {"kind": "semantic", "colour": "red"}}
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp_path / "odd.safetensors"), metadata={k: json.dumps(v) for k, v in meta.items()})
+    with pytest.raises(ModelFileError, match=r"odd.safetensors: invalid pipeline description .*colour"):
+        load_bundle(tmp_path / "odd.safetensors")

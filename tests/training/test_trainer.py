@@ -128,9 +128,9 @@ def test_membrane_run_with_validation(tmp_path):
     assert [r["step"] for r in rows] == [3, 6]
     assert 0.0 <= rows[-1]["val_rand_error"] <= 1.0 and 0.1 <= rows[-1]["threshold"] <= 0.9
     bundle = load_bundle(tmp_path / "run")
-    target = bundle.pipeline["target"]
-    assert target["class_names"] == ["membrane", "interior"] and target["foreground_classes"] == [0, 1]
-    assert "threshold" in target and bundle.pipeline["training"]["best_step"] in (3, 6)
+    target = bundle.pipeline.target
+    assert target.class_names == ["membrane", "interior"] and target.foreground_classes == [0, 1]
+    assert target.threshold is not None and bundle.pipeline.training.best_step in (3, 6)
     assert bundle.config.num_classes == 2
     assert (tmp_path / "run" / "report" / "report.html").is_file()
 
@@ -150,10 +150,10 @@ def test_dsb_layout_instances_run(tmp_path):
     assert 0.0 <= val["val_f1"] <= 1.0 and 0.0 <= val["val_foreground_iou"] <= 1.0
     assert result.best["metric"] == "f1"
     bundle = load_bundle(tmp_path / "run")
-    assert bundle.pipeline["target"]["class_names"] == ["background", "interior", "boundary"]
-    assert bundle.pipeline["channel_axis"] is None and bundle.config.num_classes == 3
+    assert bundle.pipeline.target.class_names == ["background", "interior", "boundary"]
+    assert bundle.pipeline.channel_axis is None and bundle.config.num_classes == 3
     chosen = {k: result.best["metrics"][k] for k in ("threshold", "min_size")}  # the seeds validation chose
-    assert {k: bundle.pipeline["target"][k] for k in chosen} == chosen and {"threshold", "min_size"} <= set(val)
+    assert {k: getattr(bundle.pipeline.target, k) for k in chosen} == chosen and {"threshold", "min_size"} <= set(val)
 
 
 def blob_folders(root: Path) -> None:

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         export_torchscript(bundle.model, out, input_shape=shape)
     else:
         raise BiounetError(f"{out}: unknown export format {out.suffix!r} (use .onnx or .pt)")
-    description = write_export_description(out.with_suffix(out.suffix + ".json"), bundle.model, bundle.pipeline, shape)
+    description_path = out.with_suffix(out.suffix + ".json")
+    description = write_export_description(description_path, bundle.model, bundle.pipeline.to_dict(), shape)
     print(f"wrote {out} (input tile {shape}, output {sizes.output_shape(config, shape)}) and {description}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +49,5 @@ def run(args: argparse.Namespace) -> int:
         for axis in range(config.spatial_dims):
             below, above = sizes.nearest_valid_sizes(config, args.size, axis)
             print(f"axis {axis}: valid sizes nearest {args.size}: {below}, {above}")
-        if bundle.pipeline:
-            print(f"pipeline: {bundle.pipeline}")
+        print(f"pipeline: {json.dumps(bundle.pipeline.to_dict())}")
     return 0

@@ -127,7 +127,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from biounet.errors import DataError
-    from biounet.inference.predictor import PredictOptions, _instance_target, predict_to
+    from biounet.inference.predictor import PredictOptions, instance_target, predict_to
     from biounet.inference.sources import open_for_model
     from biounet.inference.tta import tta_transforms
     from biounet.io.checkpoint import load_bundle
@@ -146,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--tile-size needs 1 or {config.spatial_dims} numbers for this {config.spatial_dims}D model")
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
-        _instance_target(bundle, config.num_classes, PredictOptions(threshold=args.threshold, min_size=args.min_size))
+        instance_target(bundle, PredictOptions(threshold=args.threshold, min_size=args.min_size))
     if args.format == "png" and "logits" in kinds:
         raise DataError("logits are floating point and cannot be PNG; use --format tif, npy or zarr")
     inputs = collect_inputs(args.inputs)
-    hint = bundle.pipeline.get("channel_axis") if args.channel_axis is None else None
-    channels = bundle.pipeline.get("channels")
+    hint = bundle.pipeline.channel_axis if args.channel_axis is None else None
+    channels = bundle.pipeline.channels
 
     def open_input(path: Path) -> tuple:
         """The input as a source; the training data's channel axis is a hint, ``auto`` the fallback."""

@@ -111,17 +111,6 @@ class TargetConfig:
             return 0 if self.style == "membrane" else 2
         return 1
 
-    def pipeline(self) -> dict[str, Any]:
-        """The ``target`` entry of the model's pipeline dict (see notes/pipeline.md)."""
-        return {
-            "kind": self.kind,
-            "style": self.style if self.kind == "instances" else None,
-            "class_names": self.names,
-            "interior_class": self.interior_class,
-            "foreground_classes": self.foreground_classes,
-            "classes": self.classes,
-        }
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

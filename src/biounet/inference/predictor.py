@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -35,13 +36,14 @@ import torch
 
 from biounet.data.normalization import NormalizationConfig, apply_normalization, image_statistics
 from biounet.errors import DataError
-from biounet.inference.instances import DEFAULT_MIN_SIZE, instances_from_interior
+from biounet.inference.instances import instances_from_interior
 from biounet.inference.sidecar import build_sidecar, write_sidecar
 from biounet.inference.sources import ChannelFirstView, open_for_model, source_for_array
 from biounet.inference.tta import averaged_outputs, tta_transforms
 from biounet.inference.writers import Writer, open_writer
 from biounet.io.checkpoint import ModelBundle, load_bundle
 from biounet.model.unet import UNet
+from biounet.pipeline import Pipeline
 from biounet.runtime import autocast, memory_format, resolve_device, resolve_precision, torch_threads
 from biounet.tiling import TileGrid, batch_size_for, context_margin, max_input_shape, plan_grid, read_mirrored
 
@@ -104,7 +106,7 @@ def predict(
     output: str = "probabilities",
     *,
     device: str | torch.device | None = None,
-    pipeline: Mapping[str, Any] | None = None,
+    pipeline: Pipeline | Mapping[str, Any] | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
     channel_axis: str | int | None = "auto",
@@ -130,8 +132,9 @@ def predict(
             ``(*S)`` class index (uint8); ``"instances"`` -> ``(*S)`` int32 instance labels (models whose
             pipeline target kind is ``"instances"``; touching cells separated by a seeded watershed).
         device: torch device (``None``: CUDA if available, else CPU).
-        pipeline: overrides for the model's pipeline dict (normalisation, target; see pipeline.md);
-            a bare UNet without one uses percentile normalisation.
+        pipeline: a :class:`~biounet.pipeline.Pipeline` to use instead of the model's, or a dict of
+            top-level entries that override it (``{"normalization": {"method": "none"}}``); a bare
+            UNet without one uses percentile normalisation.
         out: write the output to this path instead of returning it: ``.zarr``, ``.tif``, ``.npy``
             (progressively, bounded memory, atomic) or ``.png`` (2D, from memory), plus a JSON
             sidecar ``OUT.json``; returns the path (a list of paths for per-class PNGs).
@@ -170,9 +173,9 @@ def predict(
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
-    channels = bundle.pipeline.get("channels")
-    if channel_axis == "auto" and channels and bundle.pipeline.get("channel_axis"):
-        channel_axis = bundle.pipeline["channel_axis"]
+    channels = bundle.pipeline.channels
+    if channel_axis == "auto" and channels and bundle.pipeline.channel_axis:
+        channel_axis = bundle.pipeline.channel_axis
     if isinstance(image, (str, os.PathLike)):
         source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)
     else:
@@ -184,20 +187,20 @@ def predict(
 def as_bundle(
     model: UNet | ModelBundle | str | os.PathLike,
     *,
-    pipeline: Mapping[str, Any] | None = None,
+    pipeline: Pipeline | Mapping[str, Any] | None = None,
     device: torch.device | None = None,
 ) -> ModelBundle:
-    """A :class:`ModelBundle` from a UNet, a bundle or a path; ``pipeline`` entries override the saved ones."""
+    """A :class:`ModelBundle` from a UNet, a bundle or a path; ``pipeline`` replaces or overrides the saved one."""
     if isinstance(model, ModelBundle):
-        bundle = ModelBundle(model.model, dict(model.pipeline), model.path)
+        bundle = ModelBundle(model.model, model.pipeline, model.path)
     elif isinstance(model, UNet):
-        bundle = ModelBundle(model, {}, None)
+        bundle = ModelBundle(model, Pipeline(), None)
     elif isinstance(model, (str, os.PathLike)):
         bundle = load_bundle(model, device=device or "cpu")
     else:
         raise TypeError(f"model must be a UNet, a ModelBundle or a path, not {type(model).__name__}")
     if pipeline:
-        bundle.pipeline.update(pipeline)
+        bundle.pipeline = bundle.pipeline.updated(pipeline)
     return bundle
 
 
@@ -230,7 +233,7 @@ def predict_to(
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
     transforms = tta_transforms(options.tta, config)
-    target = _instance_target(bundle, config.num_classes, options) if "instances" in kinds else None
+    target = instance_target(bundle, options) if "instances" in kinds else None
 
     limit = _tile_limit(options.tile_size, d)
     if limit is None:
@@ -238,7 +241,7 @@ def predict_to(
     grid = plan_grid(config, spatial, limit)
     batch_size = options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
     threads = options.num_threads if options.num_threads is not None else default_threads()
-    normalization = NormalizationConfig.from_dict(bundle.pipeline.get("normalization"))
+    normalization = bundle.pipeline.normalization
     settings = {
         "tile_input_shape": list(grid.input_shape),
         "tile_output_stride": list(grid.stride),
@@ -301,7 +304,7 @@ class _TiledRun:
         device: torch.device,
         precision: str,
         transforms: list,
-        target: dict[str, Any] | None,
+        target: InstanceTarget | None,
     ) -> None:
         self.model, self.source, self.grid, self.stack = model, source, grid, stack
         self.writers, self.options, self.device, self.precision = writers, options, device, precision
@@ -394,8 +397,8 @@ class _TiledRun:
             elif kind == "labels":
                 writer.write(plain_key, np.argmax(probs, axis=0).astype(writer.dtype))
             elif kind == "instances":
-                self.interior[plain_key] = probs[self.target["interior_class"]]
-                self.foreground[plain_key] = probs[self.target["foreground_classes"]].sum(axis=0) > 0.5
+                self.interior[plain_key] = probs[self.target.interior_class]
+                self.foreground[plain_key] = probs[self.target.foreground_classes].sum(axis=0) > 0.5
         self.source.release()
         self.timings["write_s"] += time.perf_counter() - t
 
@@ -408,8 +411,8 @@ class _TiledRun:
             labels = instances_from_interior(
                 self.interior[stack_index],
                 self.foreground[stack_index],
-                threshold=self.target["threshold"],
-                min_size=self.target["min_size"],
+                threshold=self.target.threshold,
+                min_size=self.target.min_size,
             )
             writer.write(tuple(stack_index), labels)
         self.timings["instances_s"] = time.perf_counter() - t
@@ -471,33 +474,47 @@ def _open_output(
         dtype = label_dtype(classes)
     else:
         dtype = np.dtype(np.int32)
-    names = list((bundle.pipeline.get("target") or {}).get("class_names") or [])
+    names = list(bundle.pipeline.target.class_names) if bundle.pipeline.target else []
     return open_writer(path, shape, dtype, spatial_dims=d, has_classes=has_classes, class_names=names)
 
 
-def instance_settings(pipeline: Mapping[str, Any], options: PredictOptions) -> tuple[float, int]:
-    """The seed threshold and smallest seed (pixels) for instances: the options' if given, else the
-    model's pipeline target's (set by training from its validation images), else 0.5 and 8."""
-    target = pipeline.get("target") or {}
-    threshold = options.threshold if options.threshold is not None else target.get("threshold", 0.5)
-    min_size = options.min_size if options.min_size is not None else target.get("min_size", DEFAULT_MIN_SIZE)
-    return float(threshold), int(min_size)
+@dataclass(frozen=True)
+class InstanceTarget:
+    """How instances are made from a model's probabilities (see :func:`instance_target`).
+
+    Attributes:
+        interior_class: the class whose confident regions seed objects.
+        foreground_classes: classes that seeds grow over (their summed probability > 0.5).
+        threshold: seeds are ``P(interior) > threshold``.
+        min_size: seeds smaller than this many pixels are dropped.
+    """
+
+    interior_class: int
+    foreground_classes: list[int]
+    threshold: float
+    min_size: int
 
 
-def _instance_target(bundle: ModelBundle, classes: int, options: PredictOptions) -> dict[str, Any]:
-    target = bundle.pipeline.get("target") or {}
+def instance_target(bundle: ModelBundle, options: PredictOptions) -> InstanceTarget:
+    """The instance settings of ``bundle``: classes from its pipeline target, seeds from ``options`` if given,
+    else the model's (chosen by training on its validation images), else 0.5 and 8 pixels.
+
+    Raises :class:`~biounet.errors.DataError` naming the model when it was not trained for instances.
+    """
+    target = bundle.pipeline.target
+    classes = bundle.config.num_classes
     where = f"{bundle.path}: " if bundle.path else ""
-    if target.get("kind") != "instances" or target.get("interior_class") is None:
+    if target is None or target.kind != "instances" or target.interior_class is None:
         raise DataError(
             f"{where}instances need a model trained for instances (pipeline target kind 'instances' "
             "with an interior_class); this model is semantic: use output 'labels' or 'probabilities'"
         )
-    interior = int(target["interior_class"])
-    foreground = [int(c) for c in target.get("foreground_classes") or [interior]]
+    interior = int(target.interior_class)
+    foreground = [int(c) for c in target.foreground_classes or [interior]]
     if not all(0 <= c < classes for c in [interior, *foreground]):
         raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
-    threshold, min_size = instance_settings(bundle.pipeline, options)
-    return {"interior_class": interior, "foreground_classes": foreground, "threshold": threshold, "min_size": min_size}
+    threshold, min_size = target.seed_settings(options.threshold, options.min_size)
+    return InstanceTarget(interior, foreground, threshold, min_size)
 
 
 def _tile_limit(tile_size: int | Sequence[int] | None, d: int) -> tuple[int, ...] | None:
@@ -535,7 +552,7 @@ def _write_sidecars(
     targets: Mapping[str, Any],
     bundle: ModelBundle,
     options: PredictOptions,
-    instance_target: Mapping[str, Any] | None,
+    instances: InstanceTarget | None,
     image_info: Mapping[str, Any] | None,
     source: ChannelFirstView,
 ) -> None:
@@ -547,8 +564,8 @@ def _write_sidecars(
         settings = dict(result.settings)
         if kind == "probabilities":
             settings["probability_dtype"] = options.probability_dtype
-        if kind == "instances" and instance_target is not None:
-            settings.update(threshold=instance_target["threshold"], min_size=instance_target["min_size"])
+        if kind == "instances" and instances is not None:
+            settings.update(threshold=instances.threshold, min_size=instances.min_size)
         paths = written if isinstance(written, list) else [written]
         for path in paths:
             content = build_sidecar(
@@ -559,9 +576,18 @@ def _write_sidecars(
                 settings=settings,
                 image=image,
                 timings=result.timings,
-                target=bundle.pipeline.get("target"),
+                target=dataclasses.asdict(bundle.pipeline.target) if bundle.pipeline.target else None,
             )
             write_sidecar(Path(path), content)
 
 
-__all__ = ["OUTPUT_KINDS", "PredictOptions", "PredictionResult", "as_bundle", "predict", "predict_to"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "InstanceTarget",
+    "PredictOptions",
+    "PredictionResult",
+    "as_bundle",
+    "instance_target",
+    "predict",
+    "predict_to",
+]

@@ -3,20 +3,26 @@
 A saved model is two files written atomically::
 
     model.safetensors   weights + metadata {"format": "biounet.unet", "config": ..., "pipeline": ...}
-    model.json          the same configuration and pipeline, for people and other tools to read
+    model.json          a readable copy of that metadata, for people and other tools
 
-``pipeline`` is what inference needs besides the network: intensity normalisation, what the classes
-mean (semantic classes or instances with an interior class, and the seed threshold and smallest seed
-that validation chose for them), the training tile size.  Loading reads
-only the safetensors header and tensors, so it never executes code from the file, and it refuses
+``pipeline`` is what inference needs besides the network (:class:`biounet.pipeline.Pipeline`:
+normalisation, what the classes mean, the post-processing validation chose, the tile size).  Loading
+reads only the safetensors header and tensors, so it never executes code from the file, and it refuses
 pickle files (``torch.save``) and safetensors files that are not biounet models.
+
+The ``.safetensors`` file is the model; ``model.json`` is never read for loading.  It is a copy rather
+than a second source of truth, because two sources can disagree and a model must not change meaning
+when a text file beside it is edited; the loader therefore compares the two and logs a one-line warning
+when ``model.json`` was edited (the edit has no effect).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +33,13 @@ from biounet.errors import ModelFileError
 from biounet.io.atomic import atomic_path, write_json_atomic
 from biounet.model.config import UNetConfig
 from biounet.model.unet import UNet
+from biounet.pipeline import Pipeline
 
 FORMAT = "biounet.unet"
 FORMAT_VERSION = 1
 MODEL_FILE_NAMES = ("model.safetensors", "best.safetensors", "checkpoints/best.safetensors")
+
+log = logging.getLogger("biounet.io")
 
 
 @dataclass
@@ -38,7 +47,7 @@ class ModelBundle:
     """A loaded model with what inference needs to use it (``pipeline``) and where it came from."""
 
     model: UNet
-    pipeline: dict[str, Any] = field(default_factory=dict)
+    pipeline: Pipeline = field(default_factory=Pipeline)
     path: Path | None = None
 
     @property
@@ -46,12 +55,15 @@ class ModelBundle:
         return self.model.config
 
 
-def save_model(model: UNet, path: str | os.PathLike, *, pipeline: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: UNet, path: str | os.PathLike, *, pipeline: Pipeline | Mapping[str, Any] | None = None
+) -> Path:
     """Save ``model`` as safetensors + JSON; return the ``.safetensors`` path.
 
     ``path`` is either a ``*.safetensors`` file (the JSON goes beside it with the same stem) or a
-    directory (``model.safetensors`` and ``model.json`` inside it).  Both files are written
-    atomically; a crash leaves the previous files intact.
+    directory (``model.safetensors`` and ``model.json`` inside it).  ``pipeline`` is a
+    :class:`~biounet.pipeline.Pipeline` or its dict form (``None``: a bare network).  Both files are
+    written atomically; a crash leaves the previous files intact.
     """
     from safetensors.torch import save_file
 
@@ -66,7 +78,7 @@ def save_model(model: UNet, path: str | os.PathLike, *, pipeline: dict[str, Any]
         "format_version": FORMAT_VERSION,
         "biounet_version": __version__,
         "config": model.config.to_dict(),
-        "pipeline": pipeline or {},
+        "pipeline": _as_pipeline(pipeline).to_dict(),
     }
     metadata = {key: json.dumps(value) for key, value in description.items()}
     with atomic_path(target) as tmp:
@@ -110,7 +122,36 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
         first = str(error).strip().splitlines()
         raise ModelFileError(f"{p}: weights do not match the configuration ({first[0] if first else error})") from error
     model.to(device).eval()
-    return ModelBundle(model=model, pipeline=metadata.get("pipeline") or {}, path=p)
+    try:
+        pipeline = Pipeline.from_dict(metadata.get("pipeline"))
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{p}: invalid pipeline description ({error})") from error
+    _warn_if_copy_edited(p, metadata)
+    return ModelBundle(model=model, pipeline=pipeline, path=p)
+
+
+def _as_pipeline(pipeline: Pipeline | Mapping[str, Any] | None) -> Pipeline:
+    if isinstance(pipeline, Pipeline):
+        return pipeline
+    return Pipeline.from_dict(pipeline)
+
+
+def _warn_if_copy_edited(model_path: Path, metadata: Mapping[str, Any]) -> None:
+    """Log one line when the readable copy ``model.json`` no longer matches the model's own metadata."""
+    copy = model_path.with_suffix(".json")
+    try:
+        text = copy.read_text(encoding="utf-8")
+    except OSError:
+        return  # no copy (or unreadable): nothing to compare
+    try:
+        edited = {k: v for k, v in json.loads(text).items() if k in metadata} != dict(metadata)
+    except (ValueError, AttributeError):
+        edited = True
+    if edited:
+        log.warning(
+            f"{copy}: differs from the description inside {model_path.name}; model.json is a readable copy "
+            "and edits to it have no effect (the .safetensors file is the model)"
+        )
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> UNet:

@@ -44,7 +44,9 @@ from biounet.errors import BiounetError, DataError
 from biounet.io.atomic import write_json_atomic, write_text_atomic
 from biounet.losses import build_loss
 from biounet.model import UNet, sizes
+from biounet.pipeline import Pipeline
 from biounet.training.config import ConfigError, TrainConfig
+from biounet.training.description import describe_run
 from biounet.training.history import History
 from biounet.training.state import TrainingState, has_state, load_state, save_state
 from biounet.training.validation import SETTING_KEYS, ValidationResult, main_metric, validate
@@ -361,25 +363,11 @@ class Trainer:
             return max(1, math.ceil(config.epochs * pixels / per_step))
         return config.steps
 
-    def pipeline(self) -> dict[str, Any]:
-        """What inference needs besides the weights (see notes/pipeline.md)."""
-        config = self.config
-        target = config.data.target.pipeline()
-        if self.best:  # the post-processing that validation chose for the best checkpoint
-            target.update({k: v for k, v in self.best["metrics"].items() if k in SETTING_KEYS})
-        return {
-            "normalization": config.data.normalization.to_dict(),
-            **self.train_data.pipeline(),
-            "target": target,
-            "tile_shape": list(self.input_shape),
-            "training": {
-                "recipe": config.recipe,
-                "steps": self.step,
-                "best_step": self.best["step"] if self.best else None,
-                "validation": self.best["metrics"] if self.best else None,
-                "precision": self.precision,
-            },
-        }
+    def pipeline(self) -> Pipeline:
+        """What inference needs besides the weights (:mod:`biounet.training.description`)."""
+        return describe_run(
+            self.config, self.train_data, self.input_shape, steps=self.step, precision=self.precision, best=self.best
+        )
 
     # --------------------------------------------------------------------------------- run dir
 
