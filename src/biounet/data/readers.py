@@ -88,9 +88,6 @@ class TrainingData:
     channels: list[int] | None
     notes: list[str] = field(default_factory=list)
 
-    def pipeline(self) -> dict[str, Any]:
-        return {"channel_axis": self.channel_axis, "channels": self.channels}
-
 
 @dataclass
 class _Raw:
