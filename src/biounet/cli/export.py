@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from biounet.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="model file (.safetensors) or run directory")
     parser.add_argument("out", help="output file: .onnx for ONNX, .pt for TorchScript")
     parser.add_argument(
-        "--tile-size", type=int, nargs="+", default=None, metavar="N",
-        help="input tile shape (one number per spatial axis, or one for all); rounded up to a size the "
-             "network takes; default: about 256 pixels per axis",
+        "--tile-size", type=options.tile_size, default=None, metavar="N",
+        help="input tile in pixels, N or Y,X (Z,Y,X for 3D); rounded up to a size the network takes; "
+             "default: about 256 pixels per axis",
     )
     parser.set_defaults(func=run)
 
@@ -37,9 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.model)
     config = bundle.model.config
-    requested = args.tile_size or [256]
-    if len(requested) == 1:
-        requested = requested * config.spatial_dims
+    requested = args.tile_size or 256
+    requested = [requested] * config.spatial_dims if isinstance(requested, int) else list(requested)
     if len(requested) != config.spatial_dims:
         raise BiounetError(f"--tile-size needs 1 or {config.spatial_dims} numbers for a {config.spatial_dims}D model")
     shape = sizes.valid_input_shape(config, requested)

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-OUTPUT_KINDS = ("probabilities", "labels", "instances", "logits")
+from biounet.cli import options
+from biounet.inference.outputs import OUTPUT_KINDS, PROBABILITY_DTYPES
+
 FORMATS = ("tif", "zarr", "npy", "png")
 
 DESCRIPTION = """\
@@ -66,13 +68,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--tile-size",
-        type=_tile_size,
+        type=options.tile_size,
         metavar="N",
         help="largest network input tile in pixels, N or Z,Y,X (default: from the available memory, "
         "about 700 px for the paper's network in float32 and 1020 px in bf16)",
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, metavar="N", help="tiles per forward pass (default: from memory)"
+        "--batch-size", type=options.positive_int, metavar="N", help="tiles per forward pass (default: from memory)"
     )
     parser.add_argument(
         "--tta",
@@ -105,29 +107,30 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--probability-dtype",
-        choices=("float16", "uint8", "float32"),
+        choices=PROBABILITY_DTYPES,
         default="float16",
         help="how probabilities are stored (default: float16; uint8 maps 0..1 to 0..255)",
     )
     parser.add_argument(
         "--threshold",
-        type=_probability,
+        type=options.threshold,
         help="instances: seed threshold on P(interior) (default: the model's, chosen on its validation images "
         "when it was trained; 0.5 for a model without one)",
     )
     parser.add_argument(
         "--min-size",
-        type=_positive_int,
+        type=options.positive_int,
         help="instances: smallest seed in pixels (default: the model's, as for --threshold; else 8)",
     )
-    parser.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores available)")
+    parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from biounet.errors import DataError
-    from biounet.inference.predictor import PredictOptions, instance_target, predict_to
+    from biounet.inference.instances import instance_target
+    from biounet.inference.predictor import PredictOptions, predict_to
     from biounet.inference.sources import open_for_model
     from biounet.inference.tta import tta_transforms
     from biounet.io.checkpoint import load_bundle
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--tile-size needs 1 or {config.spatial_dims} numbers for this {config.spatial_dims}D model")
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
-        instance_target(bundle, PredictOptions(threshold=args.threshold, min_size=args.min_size))
+        instance_target(bundle, args.threshold, args.min_size)
     if args.format == "png" and "logits" in kinds:
         raise DataError("logits are floating point and cannot be PNG; use --format tif, npy or zarr")
     inputs = collect_inputs(args.inputs)
@@ -243,28 +246,3 @@ def _stem(path: Path) -> str:
     return path.name[: -len(path.suffix)] if path.suffix else path.name
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), not {text}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
-def _tile_size(text: str) -> int | tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"tile size must be N or N,N[,N], not {text!r}") from error
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"tile size must be positive, not {text!r}")
-    return values[0] if len(values) == 1 else values

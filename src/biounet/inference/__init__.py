@@ -3,16 +3,29 @@
 - :func:`predict` (also ``biounet.predict``): probabilities, labels, logits or instances of one image,
   in memory or written progressively to ``.zarr`` / ``.tif`` / ``.npy``.
 - :func:`instances_from_probabilities`: touching cells separated by a seeded watershed.
+
+Names are imported lazily, so that light modules of this package (:mod:`biounet.inference.outputs`)
+can be used by ``biounet --help`` without importing torch.
 """
 
-from biounet.inference.instances import instances_from_probabilities
-from biounet.inference.predictor import OUTPUT_KINDS, PredictionResult, PredictOptions, predict, predict_to
+from __future__ import annotations
 
-__all__ = [
-    "OUTPUT_KINDS",
-    "PredictOptions",
-    "PredictionResult",
-    "instances_from_probabilities",
-    "predict",
-    "predict_to",
-]
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "OUTPUT_KINDS": "biounet.inference.outputs",
+    "PredictOptions": "biounet.inference.predictor",
+    "PredictionResult": "biounet.inference.predictor",
+    "instances_from_probabilities": "biounet.inference.instances",
+    "predict": "biounet.inference.predictor",
+    "predict_to": "biounet.inference.predictor",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'biounet.inference' has no attribute {name!r}")

@@ -14,11 +14,17 @@ predictor computes them from the full-resolution interior probability once the t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
-DEFAULT_MIN_SIZE = 8
+from biounet.errors import DataError
+from biounet.pipeline import DEFAULT_MIN_SEED_SIZE as DEFAULT_MIN_SIZE
+
+if TYPE_CHECKING:  # annotations only: the checkpoint module imports torch
+    from biounet.io.checkpoint import ModelBundle
 
 
 def instances_from_probabilities(
@@ -95,3 +101,44 @@ def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     new_ids = np.zeros(len(counts), dtype=np.int32)
     new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     return new_ids[labels]
+
+
+@dataclass(frozen=True)
+class InstanceTarget:
+    """How instances are made from a model's probabilities (see :func:`instance_target`).
+
+    Attributes:
+        interior_class: the class whose confident regions seed objects.
+        foreground_classes: classes that seeds grow over (their summed probability > 0.5).
+        threshold: seeds are ``P(interior) > threshold``.
+        min_size: seeds smaller than this many pixels are dropped.
+    """
+
+    interior_class: int
+    foreground_classes: list[int]
+    threshold: float
+    min_size: int
+
+
+def instance_target(
+    bundle: ModelBundle, threshold: float | None = None, min_size: int | None = None
+) -> InstanceTarget:
+    """The instance settings of ``bundle``: classes from its pipeline target, seeds as given,
+    else the model's (chosen by training on its validation images), else 0.5 and 8 pixels.
+
+    Raises :class:`~biounet.errors.DataError` naming the model when it was not trained for instances.
+    """
+    target = bundle.pipeline.target
+    classes = bundle.config.num_classes
+    where = f"{bundle.path}: " if bundle.path else ""
+    if target is None or target.kind != "instances" or target.interior_class is None:
+        raise DataError(
+            f"{where}instances need a model trained for instances (pipeline target kind 'instances' "
+            "with an interior_class); this model is semantic: use output 'labels' or 'probabilities'"
+        )
+    interior = int(target.interior_class)
+    foreground = [int(c) for c in target.foreground_classes or [interior]]
+    if not all(0 <= c < classes for c in [interior, *foreground]):
+        raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
+    threshold, min_size = target.seed_settings(threshold, min_size)
+    return InstanceTarget(interior, foreground, threshold, min_size)

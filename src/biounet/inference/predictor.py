@@ -1,7 +1,8 @@
 """Overlap-tile inference (Ronneberger et al. 2015, Fig. 2) for 2D and 3D images of any size.
 
-:func:`predict` is the public entry point; :func:`predict_to` is the engine it shares with
-``biounet predict``.  One pass over the image does everything:
+:func:`predict` is the public entry point; :func:`predict_to` plans the run it shares with
+``biounet predict`` (tile grid, batch size, writers, sidecars), and :class:`~biounet.inference.engine.TiledRun`
+executes it.  One pass over the image does everything:
 
 1. intensity statistics once per image (the model's pipeline normalisation, default percentiles),
    on a subsample, so a lazily opened image (TIFF memmap, ``.npy`` mmap, zarr) is never read whole;
@@ -19,14 +20,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
 import math
 import os
-import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,21 +32,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from biounet.data.normalization import NormalizationConfig, apply_normalization, image_statistics
-from biounet.errors import DataError
-from biounet.inference.instances import instances_from_interior
+from biounet.inference.engine import TiledRun
+from biounet.inference.instances import InstanceTarget, instance_target
+from biounet.inference.outputs import OUTPUT_KINDS, PROBABILITY_DTYPES
 from biounet.inference.sidecar import build_sidecar, write_sidecar
 from biounet.inference.sources import ChannelFirstView, open_for_model, source_for_array
-from biounet.inference.tta import averaged_outputs, tta_transforms
-from biounet.inference.writers import Writer, open_writer
+from biounet.inference.tta import tta_transforms
+from biounet.inference.writers import Writer, open_output
 from biounet.io.checkpoint import ModelBundle, load_bundle
 from biounet.model.unet import UNet
 from biounet.pipeline import Pipeline
-from biounet.runtime import autocast, memory_format, resolve_device, resolve_precision, torch_threads
-from biounet.tiling import TileGrid, batch_size_for, context_margin, max_input_shape, plan_grid, read_mirrored
-
-OUTPUT_KINDS = ("logits", "probabilities", "labels", "instances")
-PROBABILITY_DTYPES = ("float16", "uint8", "float32")
+from biounet.runtime import resolve_device, resolve_precision, torch_threads
+from biounet.tiling import TileGrid, batch_size_for, context_margin, max_input_shape, plan_grid
 
 
 @dataclass
@@ -233,7 +228,7 @@ def predict_to(
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
     transforms = tta_transforms(options.tta, config)
-    target = instance_target(bundle, options) if "instances" in kinds else None
+    target = instance_target(bundle, options.threshold, options.min_size) if "instances" in kinds else None
 
     limit = _tile_limit(options.tile_size, d)
     if limit is None:
@@ -258,11 +253,17 @@ def predict_to(
     }
 
     classes = config.num_classes
+    class_names = list(bundle.pipeline.target.class_names) if bundle.pipeline.target else []
     writers: dict[str, Writer] = {}
     try:
         for kind in kinds:
-            writers[kind] = _open_output(kind, targets[kind], classes, stack, spatial, d, options, bundle)
-        run = _TiledRun(bundle.model, source, grid, stack, writers, options, device, precision, transforms, target)
+            writers[kind] = open_output(
+                kind, targets[kind], classes, stack, spatial, d, options.probability_dtype, class_names
+            )
+        run = TiledRun(
+            bundle.model, source, grid, stack, writers, options.progress, options.description, device, precision,
+            transforms, target,
+        )
         with torch_threads(threads):
             run.execute(normalization, batch_size)
         outputs = {kind: writer.close() for kind, writer in writers.items()}
@@ -290,233 +291,6 @@ def default_threads() -> int | None:
         return os.cpu_count() or 1
 
 
-class _TiledRun:
-    """The tile loop: read + normalise a batch, run the network (with TTA), fill strips, flush strips."""
-
-    def __init__(
-        self,
-        model: UNet,
-        source: ChannelFirstView,
-        grid: TileGrid,
-        stack: tuple[int, ...],
-        writers: dict[str, Writer],
-        options: PredictOptions,
-        device: torch.device,
-        precision: str,
-        transforms: list,
-        target: InstanceTarget | None,
-    ) -> None:
-        self.model, self.source, self.grid, self.stack = model, source, grid, stack
-        self.writers, self.options, self.device, self.precision = writers, options, device, precision
-        self.transforms, self.target = transforms, target
-        self.timings = {"statistics_s": 0.0, "read_s": 0.0, "network_s": 0.0, "write_s": 0.0, "instances_s": 0.0}
-        self.need_logits = "logits" in writers
-        self.need_probabilities = bool({"probabilities", "labels", "instances"} & set(writers))
-        self.interior: np.ndarray | None = None
-        self.foreground: np.ndarray | None = None
-        if "instances" in writers:
-            shape = (*stack, *grid.image_shape)
-            self.interior = np.zeros(shape, np.float32)
-            self.foreground = np.zeros(shape, bool)
-
-    def execute(self, normalization: NormalizationConfig, batch_size: int) -> None:
-        from tqdm.auto import tqdm
-
-        t = time.perf_counter()
-        self.stats = image_statistics(self.source, normalization)
-        self.source.release()
-        self.timings["statistics_s"] = time.perf_counter() - t
-        total = len(self.grid) * math.prod(self.stack)
-        bar = tqdm(
-            total=total,
-            unit="tile",
-            desc=self.options.description,
-            disable=not self.options.progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            leave=False,
-        )
-        strip: _Strip | None = None
-        with _prepared(self.model, self.device, self.precision) as fmt, bar:
-            for jobs in _batched(self._jobs(), batch_size):
-                outputs = self._run_batch(jobs, fmt)
-                for i, (stack_index, tile) in enumerate(jobs):
-                    key = (stack_index, tile.grid_index[0])
-                    if strip is None or strip.key != key:
-                        self._flush(strip)
-                        strip = _Strip.for_tile(
-                            key, stack_index, tile, self.grid, self.model.config.num_classes, list(outputs)
-                        )
-                    strip.place(tile, {name: value[i] for name, value in outputs.items()})
-                bar.update(len(jobs))
-            self._flush(strip)
-        self._instances()
-
-    def _jobs(self) -> Iterator[tuple[tuple[int, ...], Any]]:
-        for stack_index in np.ndindex(*self.stack):
-            for tile in self.grid:
-                yield tuple(int(i) for i in stack_index), tile
-
-    def _run_batch(self, jobs: list, fmt: torch.memory_format) -> dict[str, np.ndarray]:
-        t = time.perf_counter()
-        tiles = [
-            apply_normalization(
-                read_mirrored(self.source, tile.input_start, self.grid.input_shape, leading=(slice(None), *s)),
-                self.stats,
-            )
-            for s, tile in jobs
-        ]
-        batch = torch.from_numpy(np.stack(tiles)).to(self.device).contiguous(memory_format=fmt)
-        self.timings["read_s"] += time.perf_counter() - t
-        t = time.perf_counter()
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return self.model(x.contiguous(memory_format=fmt))
-
-        with torch.inference_mode(), autocast(self.precision, self.device):
-            outputs = averaged_outputs(
-                forward, batch, self.transforms, logits=self.need_logits, probabilities=self.need_probabilities
-            )
-        result = {name: value.float().cpu().numpy() for name, value in outputs.items()}
-        self.timings["network_s"] += time.perf_counter() - t
-        return result
-
-    def _flush(self, strip: _Strip | None) -> None:
-        if strip is None:
-            return
-        t = time.perf_counter()
-        rows = slice(strip.start, strip.stop)
-        classes_key = (slice(None), *strip.stack_index, rows)
-        plain_key = (*strip.stack_index, rows)
-        probs = strip.buffers.get("probabilities")
-        for kind, writer in self.writers.items():
-            if kind == "logits":
-                writer.write(classes_key, strip.buffers["logits"])
-            elif kind == "probabilities":
-                writer.write(classes_key, encode_probabilities(probs, writer.dtype))
-            elif kind == "labels":
-                writer.write(plain_key, np.argmax(probs, axis=0).astype(writer.dtype))
-            elif kind == "instances":
-                self.interior[plain_key] = probs[self.target.interior_class]
-                self.foreground[plain_key] = probs[self.target.foreground_classes].sum(axis=0) > 0.5
-        self.source.release()
-        self.timings["write_s"] += time.perf_counter() - t
-
-    def _instances(self) -> None:
-        if self.interior is None:
-            return
-        t = time.perf_counter()
-        writer = self.writers["instances"]
-        for stack_index in np.ndindex(*self.stack):
-            labels = instances_from_interior(
-                self.interior[stack_index],
-                self.foreground[stack_index],
-                threshold=self.target.threshold,
-                min_size=self.target.min_size,
-            )
-            writer.write(tuple(stack_index), labels)
-        self.timings["instances_s"] = time.perf_counter() - t
-
-
-@dataclass
-class _Strip:
-    """One row of tiles (along the first spatial axis) of one stack slice: ``(K, rows, *S[1:])`` buffers."""
-
-    key: tuple[Any, ...]
-    stack_index: tuple[int, ...]
-    start: int
-    stop: int
-    buffers: dict[str, np.ndarray]
-
-    @classmethod
-    def for_tile(
-        cls, key: tuple, stack_index: tuple[int, ...], tile: Any, grid: TileGrid, classes: int, names: list[str]
-    ) -> _Strip:
-        start, stop = tile.output_start[0], tile.output_stop[0]
-        shape = (classes, stop - start, *grid.image_shape[1:])
-        return cls(key, stack_index, start, stop, {name: np.zeros(shape, np.float32) for name in names})
-
-    def place(self, tile: Any, outputs: Mapping[str, np.ndarray]) -> None:
-        region = tile.region()
-        rows = slice(region[0].start - self.start, region[0].stop - self.start)
-        for name, value in outputs.items():
-            self.buffers[name][(slice(None), rows, *region[1:])] = value[(slice(None), *tile.crop())]
-
-
-def encode_probabilities(probs: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 probabilities -> ``dtype`` (uint8 maps [0, 1] to 0..255, rounded)."""
-    if np.dtype(dtype) == np.uint8:
-        return np.rint(np.clip(probs, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return probs.astype(dtype, copy=False)
-
-
-def label_dtype(classes: int) -> np.dtype:
-    return np.dtype(np.uint8 if classes <= 256 else np.uint16)
-
-
-def _open_output(
-    kind: str,
-    path: str | os.PathLike | None,
-    classes: int,
-    stack: tuple[int, ...],
-    spatial: tuple[int, ...],
-    d: int,
-    options: PredictOptions,
-    bundle: ModelBundle,
-) -> Writer:
-    has_classes = kind in ("logits", "probabilities")
-    shape = (classes, *stack, *spatial) if has_classes else (*stack, *spatial)
-    if kind == "logits":
-        dtype = np.dtype(np.float32)
-    elif kind == "probabilities":
-        dtype = np.dtype(np.float32 if path is None else options.probability_dtype)
-    elif kind == "labels":
-        dtype = label_dtype(classes)
-    else:
-        dtype = np.dtype(np.int32)
-    names = list(bundle.pipeline.target.class_names) if bundle.pipeline.target else []
-    return open_writer(path, shape, dtype, spatial_dims=d, has_classes=has_classes, class_names=names)
-
-
-@dataclass(frozen=True)
-class InstanceTarget:
-    """How instances are made from a model's probabilities (see :func:`instance_target`).
-
-    Attributes:
-        interior_class: the class whose confident regions seed objects.
-        foreground_classes: classes that seeds grow over (their summed probability > 0.5).
-        threshold: seeds are ``P(interior) > threshold``.
-        min_size: seeds smaller than this many pixels are dropped.
-    """
-
-    interior_class: int
-    foreground_classes: list[int]
-    threshold: float
-    min_size: int
-
-
-def instance_target(bundle: ModelBundle, options: PredictOptions) -> InstanceTarget:
-    """The instance settings of ``bundle``: classes from its pipeline target, seeds from ``options`` if given,
-    else the model's (chosen by training on its validation images), else 0.5 and 8 pixels.
-
-    Raises :class:`~biounet.errors.DataError` naming the model when it was not trained for instances.
-    """
-    target = bundle.pipeline.target
-    classes = bundle.config.num_classes
-    where = f"{bundle.path}: " if bundle.path else ""
-    if target is None or target.kind != "instances" or target.interior_class is None:
-        raise DataError(
-            f"{where}instances need a model trained for instances (pipeline target kind 'instances' "
-            "with an interior_class); this model is semantic: use output 'labels' or 'probabilities'"
-        )
-    interior = int(target.interior_class)
-    foreground = [int(c) for c in target.foreground_classes or [interior]]
-    if not all(0 <= c < classes for c in [interior, *foreground]):
-        raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
-    threshold, min_size = target.seed_settings(options.threshold, options.min_size)
-    return InstanceTarget(interior, foreground, threshold, min_size)
-
-
 def _tile_limit(tile_size: int | Sequence[int] | None, d: int) -> tuple[int, ...] | None:
     if tile_size is None:
         return None
@@ -524,27 +298,6 @@ def _tile_limit(tile_size: int | Sequence[int] | None, d: int) -> tuple[int, ...
     if len(sizes) != d or any(n < 1 for n in sizes):
         raise ValueError(f"tile_size must be a positive int or {d} positive ints, not {tile_size!r}")
     return sizes
-
-
-@contextlib.contextmanager
-def _prepared(model: UNet, device: torch.device, precision: str) -> Iterator[torch.memory_format]:
-    """Eval mode, on ``device``, in the fast memory format; the mode and format are restored afterwards."""
-    was_training = model.training
-    fmt = memory_format(precision, device, model.config.spatial_dims)
-    model.eval()
-    model.to(device=device, memory_format=fmt)
-    try:
-        yield fmt
-    finally:
-        model.train(was_training)
-        if fmt != torch.contiguous_format:
-            model.to(memory_format=torch.contiguous_format)
-
-
-def _batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, n)):
-        yield batch
 
 
 def _write_sidecars(

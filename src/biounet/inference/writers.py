@@ -18,6 +18,7 @@ a crash, a kill or bad input never leaves a partial file under the final name.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,39 @@ def open_writer(
             raise DataError(f"{path}: PNG holds 2D images, this output has shape {shape}; use tif, zarr or npy")
         return PngWriter(path, shape, dtype, class_names or [])
     raise DataError(f"{path}: unsupported output format {suffix!r} (use {', '.join(FILE_SUFFIXES)})")
+
+
+def encode_probabilities(probs: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 probabilities -> ``dtype`` (uint8 maps [0, 1] to 0..255, rounded)."""
+    if np.dtype(dtype) == np.uint8:
+        return np.rint(np.clip(probs, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return probs.astype(dtype, copy=False)
+
+
+def label_dtype(classes: int) -> np.dtype:
+    return np.dtype(np.uint8 if classes <= 256 else np.uint16)
+
+
+def open_output(
+    kind: str,
+    path: str | os.PathLike | None,
+    classes: int,
+    stack: tuple[int, ...],
+    spatial: tuple[int, ...],
+    d: int,
+    probability_dtype: str,
+    class_names: list[str],
+) -> Writer:
+    """An output writer of ``kind`` (see :data:`~biounet.inference.outputs.OUTPUT_KINDS`) at ``path``
+    (``None``: in memory) for ``classes`` classes over ``(*stack, *spatial)`` pixels."""
+    has_classes = kind in ("logits", "probabilities")
+    shape = (classes, *stack, *spatial) if has_classes else (*stack, *spatial)
+    if kind == "logits":
+        dtype = np.dtype(np.float32)
+    elif kind == "probabilities":
+        dtype = np.dtype(np.float32 if path is None else probability_dtype)
+    elif kind == "labels":
+        dtype = label_dtype(classes)
+    else:
+        dtype = np.dtype(np.int32)
+    return open_writer(path, shape, dtype, spatial_dims=d, has_classes=has_classes, class_names=class_names)

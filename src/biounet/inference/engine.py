@@ -1,0 +1,210 @@
+"""The tile loop of overlap-tile inference: read, normalise, run the network, stitch strips, write.
+
+:class:`TiledRun` is the engine behind :func:`biounet.inference.predictor.predict_to`: tiles are read
+with mirroring beyond the border, normalised with statistics taken once per image, run through the
+network in batches (with test-time augmentation), and the kept centre of every tile goes into a strip
+buffer one tile-row high; full strips are converted and handed to the writers, so memory is bounded by
+a tile batch plus one strip.  Instances, a global watershed, are made at the end from the kept interior
+probability (:mod:`biounet.inference.instances`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from biounet.data.normalization import NormalizationConfig, apply_normalization, image_statistics
+from biounet.inference.instances import InstanceTarget, instances_from_interior
+from biounet.inference.sources import ChannelFirstView
+from biounet.inference.tta import averaged_outputs
+from biounet.inference.writers import Writer, encode_probabilities
+from biounet.model.unet import UNet
+from biounet.runtime import autocast, memory_format
+from biounet.tiling import TileGrid, read_mirrored
+
+
+class TiledRun:
+    """The tile loop: read + normalise a batch, run the network (with TTA), fill strips, flush strips."""
+
+    def __init__(
+        self,
+        model: UNet,
+        source: ChannelFirstView,
+        grid: TileGrid,
+        stack: tuple[int, ...],
+        writers: dict[str, Writer],
+        progress: bool,
+        description: str | None,
+        device: torch.device,
+        precision: str,
+        transforms: list,
+        target: InstanceTarget | None,
+    ) -> None:
+        self.model, self.source, self.grid, self.stack = model, source, grid, stack
+        self.writers, self.device, self.precision = writers, device, precision
+        self.progress, self.description = progress, description
+        self.transforms, self.target = transforms, target
+        self.timings = {"statistics_s": 0.0, "read_s": 0.0, "network_s": 0.0, "write_s": 0.0, "instances_s": 0.0}
+        self.need_logits = "logits" in writers
+        self.need_probabilities = bool({"probabilities", "labels", "instances"} & set(writers))
+        self.interior: np.ndarray | None = None
+        self.foreground: np.ndarray | None = None
+        if "instances" in writers:
+            shape = (*stack, *grid.image_shape)
+            self.interior = np.zeros(shape, np.float32)
+            self.foreground = np.zeros(shape, bool)
+
+    def execute(self, normalization: NormalizationConfig, batch_size: int) -> None:
+        from tqdm.auto import tqdm
+
+        t = time.perf_counter()
+        self.stats = image_statistics(self.source, normalization)
+        self.source.release()
+        self.timings["statistics_s"] = time.perf_counter() - t
+        total = len(self.grid) * math.prod(self.stack)
+        bar = tqdm(
+            total=total,
+            unit="tile",
+            desc=self.description,
+            disable=not self.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        strip: Strip | None = None
+        with prepared(self.model, self.device, self.precision) as fmt, bar:
+            for jobs in batched(self._jobs(), batch_size):
+                outputs = self._run_batch(jobs, fmt)
+                for i, (stack_index, tile) in enumerate(jobs):
+                    key = (stack_index, tile.grid_index[0])
+                    if strip is None or strip.key != key:
+                        self._flush(strip)
+                        strip = Strip.for_tile(
+                            key, stack_index, tile, self.grid, self.model.config.num_classes, list(outputs)
+                        )
+                    strip.place(tile, {name: value[i] for name, value in outputs.items()})
+                bar.update(len(jobs))
+            self._flush(strip)
+        self._instances()
+
+    def _jobs(self) -> Iterator[tuple[tuple[int, ...], Any]]:
+        for stack_index in np.ndindex(*self.stack):
+            for tile in self.grid:
+                yield tuple(int(i) for i in stack_index), tile
+
+    def _run_batch(self, jobs: list, fmt: torch.memory_format) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        tiles = [
+            apply_normalization(
+                read_mirrored(self.source, tile.input_start, self.grid.input_shape, leading=(slice(None), *s)),
+                self.stats,
+            )
+            for s, tile in jobs
+        ]
+        batch = torch.from_numpy(np.stack(tiles)).to(self.device).contiguous(memory_format=fmt)
+        self.timings["read_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return self.model(x.contiguous(memory_format=fmt))
+
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            outputs = averaged_outputs(
+                forward, batch, self.transforms, logits=self.need_logits, probabilities=self.need_probabilities
+            )
+        result = {name: value.float().cpu().numpy() for name, value in outputs.items()}
+        self.timings["network_s"] += time.perf_counter() - t
+        return result
+
+    def _flush(self, strip: Strip | None) -> None:
+        if strip is None:
+            return
+        t = time.perf_counter()
+        rows = slice(strip.start, strip.stop)
+        classes_key = (slice(None), *strip.stack_index, rows)
+        plain_key = (*strip.stack_index, rows)
+        probs = strip.buffers.get("probabilities")
+        for kind, writer in self.writers.items():
+            if kind == "logits":
+                writer.write(classes_key, strip.buffers["logits"])
+            elif kind == "probabilities":
+                writer.write(classes_key, encode_probabilities(probs, writer.dtype))
+            elif kind == "labels":
+                writer.write(plain_key, np.argmax(probs, axis=0).astype(writer.dtype))
+            elif kind == "instances":
+                self.interior[plain_key] = probs[self.target.interior_class]
+                self.foreground[plain_key] = probs[self.target.foreground_classes].sum(axis=0) > 0.5
+        self.source.release()
+        self.timings["write_s"] += time.perf_counter() - t
+
+    def _instances(self) -> None:
+        if self.interior is None:
+            return
+        t = time.perf_counter()
+        writer = self.writers["instances"]
+        for stack_index in np.ndindex(*self.stack):
+            labels = instances_from_interior(
+                self.interior[stack_index],
+                self.foreground[stack_index],
+                threshold=self.target.threshold,
+                min_size=self.target.min_size,
+            )
+            writer.write(tuple(stack_index), labels)
+        self.timings["instances_s"] = time.perf_counter() - t
+
+
+@dataclass
+class Strip:
+    """One row of tiles (along the first spatial axis) of one stack slice: ``(K, rows, *S[1:])`` buffers."""
+
+    key: tuple[Any, ...]
+    stack_index: tuple[int, ...]
+    start: int
+    stop: int
+    buffers: dict[str, np.ndarray]
+
+    @classmethod
+    def for_tile(
+        cls, key: tuple, stack_index: tuple[int, ...], tile: Any, grid: TileGrid, classes: int, names: list[str]
+    ) -> Strip:
+        start, stop = tile.output_start[0], tile.output_stop[0]
+        shape = (classes, stop - start, *grid.image_shape[1:])
+        return cls(key, stack_index, start, stop, {name: np.zeros(shape, np.float32) for name in names})
+
+    def place(self, tile: Any, outputs: Mapping[str, np.ndarray]) -> None:
+        region = tile.region()
+        rows = slice(region[0].start - self.start, region[0].stop - self.start)
+        for name, value in outputs.items():
+            self.buffers[name][(slice(None), rows, *region[1:])] = value[(slice(None), *tile.crop())]
+
+
+@contextlib.contextmanager
+def prepared(model: UNet, device: torch.device, precision: str) -> Iterator[torch.memory_format]:
+    """Eval mode, on ``device``, in the fast memory format; the mode and format are restored afterwards."""
+    was_training = model.training
+    fmt = memory_format(precision, device, model.config.spatial_dims)
+    model.eval()
+    model.to(device=device, memory_format=fmt)
+    try:
+        yield fmt
+    finally:
+        model.train(was_training)
+        if fmt != torch.contiguous_format:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, n)):
+        yield batch
+
+
