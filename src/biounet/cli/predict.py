@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 import time
 from pathlib import Path
@@ -76,6 +75,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--batch-size", type=options.positive_int, metavar="N", help="tiles per forward pass (default: from memory)"
     )
+    _add_speed_arguments(parser)
+    _add_output_format_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta",
         type=int,
@@ -91,6 +96,9 @@ def register(subparsers: Any) -> None:
         help="auto (default): bfloat16 on CPUs that have it (about 3x faster), float16/bfloat16 on CUDA, else float32",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+
+
+def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -124,14 +132,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from biounet.errors import DataError
+    from biounet.inference.files import collect_inputs, open_input, plan_outputs
     from biounet.inference.instances import instance_target
     from biounet.inference.predictor import PredictOptions, predict_to
-    from biounet.inference.sources import open_for_model
     from biounet.inference.tta import tta_transforms
     from biounet.io.checkpoint import load_bundle
     from biounet.runtime import resolve_device, resolve_precision
@@ -150,42 +157,10 @@ def run(args: argparse.Namespace) -> int:
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
         instance_target(bundle, args.threshold, args.min_size)
-    if args.format == "png" and "logits" in kinds:
-        raise DataError("logits are floating point and cannot be PNG; use --format tif, npy or zarr")
-    inputs = collect_inputs(args.inputs)
-    hint = bundle.pipeline.channel_axis if args.channel_axis is None else None
-    channels = bundle.pipeline.channels
-
-    def open_input(path: Path) -> tuple:
-        """The input as a source; the training data's channel axis is a hint, ``auto`` the fallback."""
-        try:
-            return open_for_model(path, config, channel_axis=args.channel_axis or hint or "auto", allow_stack=True,
-                                  channels=channels)
-        except DataError:
-            if not hint:
-                raise
-            return open_for_model(path, config, channel_axis="auto", allow_stack=True, channels=channels)
-
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DataError(f"{out_dir}: --out must be a folder, this is a file")
-
-    plans = []
-    claimed: dict[Path, Path] = {}
-    for path in inputs:  # check everything before predicting anything: no partial outputs
-        source, info = open_input(path)
-        if args.format == "png" and source.ndim != 3:
-            raise DataError(f"{path}: PNG holds 2D images; this input gives shape {source.shape[1:]}: use --format tif")
-        targets = {kind: out_dir / f"{_stem(path)}_{kind}.{args.format}" for kind in kinds}
-        for target in targets.values():
-            if target in claimed:
-                raise DataError(f"{path} and {claimed[target]} would both write {target}; use separate --out folders")
-            claimed[target] = path
-        del source
-        plans.append((path, targets))
-
-    for path, targets in plans:
-        source, info = open_input(path)
+    plans = plan_outputs(collect_inputs(args.inputs), bundle, out_dir, kinds, args.format, args.channel_axis)
+    for plan in plans:
+        source, info = open_input(plan.path, bundle, args.channel_axis)
         options = PredictOptions(
             tile_size=args.tile_size,
             batch_size=args.batch_size,
@@ -197,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             min_size=args.min_size,
             progress=not args.quiet,
-            description=path.name,
+            description=plan.path.name,
         )
-        result = predict_to(bundle, source, targets, options, image_info=info)
+        result = predict_to(bundle, source, plan.targets, options, image_info=info)
         if not args.quiet:
             for written in result.outputs.values():
                 for item in written if isinstance(written, list) else [written]:
@@ -212,37 +187,3 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def collect_inputs(patterns: list[str]) -> list[Path]:
-    """Image files from files, folders (their images, sorted) and glob patterns, without duplicates."""
-    from biounet.errors import ImageReadError
-    from biounet.io.images import is_image_file
-
-    found: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir() and path.suffix.lower() != ".zarr":
-            images = sorted(p for p in path.iterdir() if is_image_file(p))
-            if not images:
-                raise ImageReadError(f"{path}: no image files in this folder (PNG, TIFF, .npy, .zarr)")
-            found += images
-        elif path.exists():
-            found.append(path)
-        elif glob.has_magic(pattern):
-            images = sorted(Path(p) for p in glob.glob(pattern) if is_image_file(p))
-            if not images:
-                raise ImageReadError(f"{pattern}: no image files match this pattern")
-            found += images
-        else:
-            raise ImageReadError(f"{path}: no such file or folder")
-    unique: dict[Path, Path] = {}
-    for path in found:
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values())
-
-
-def _stem(path: Path) -> str:
-    return path.name[: -len(path.suffix)] if path.suffix else path.name
-
-

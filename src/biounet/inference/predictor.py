@@ -216,11 +216,7 @@ def predict_to(
     """
     started = time.perf_counter()
     kinds = list(targets)
-    for kind in kinds:
-        if kind not in OUTPUT_KINDS:
-            raise ValueError(f"unknown output {kind!r} (choose from {', '.join(OUTPUT_KINDS)})")
-    if options.probability_dtype not in PROBABILITY_DTYPES:
-        raise ValueError(f"probability_dtype must be one of {', '.join(PROBABILITY_DTYPES)}")
+    _check_request(kinds, options)
     config = bundle.config
     d = config.spatial_dims
     spatial = tuple(int(n) for n in source.shape[source.ndim - d :])
@@ -236,36 +232,21 @@ def predict_to(
     grid = plan_grid(config, spatial, limit)
     batch_size = options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
     threads = options.num_threads if options.num_threads is not None else default_threads()
-    normalization = bundle.pipeline.normalization
-    settings = {
-        "tile_input_shape": list(grid.input_shape),
-        "tile_output_stride": list(grid.stride),
-        "tiles": len(grid) * math.prod(stack),
-        "tile_context": list(context_margin(config)),
-        "batch_size": int(batch_size),
-        "tta": int(options.tta),
-        "precision": precision,
-        "precision_requested": options.precision,
-        "device": str(device),
-        "threads": threads if threads is not None else torch.get_num_threads(),
-        "normalization": normalization.to_dict(),
-        "tiling": "valid: equals a whole-image pass" if config.padding == "valid" else "same: halo crop",
-    }
+    settings = _settings(bundle, grid, stack, batch_size, options, precision, device, threads)
 
-    classes = config.num_classes
     class_names = list(bundle.pipeline.target.class_names) if bundle.pipeline.target else []
     writers: dict[str, Writer] = {}
     try:
         for kind in kinds:
             writers[kind] = open_output(
-                kind, targets[kind], classes, stack, spatial, d, options.probability_dtype, class_names
+                kind, targets[kind], config.num_classes, stack, spatial, d, options.probability_dtype, class_names
             )
         run = TiledRun(
             bundle.model, source, grid, stack, writers, options.progress, options.description, device, precision,
             transforms, target,
         )
         with torch_threads(threads):
-            run.execute(normalization, batch_size)
+            run.execute(bundle.pipeline.normalization, batch_size)
         outputs = {kind: writer.close() for kind, writer in writers.items()}
     except BaseException:
         for writer in writers.values():
@@ -279,6 +260,42 @@ def predict_to(
     result = PredictionResult(outputs, grid, settings, {k: round(v, 4) for k, v in timings.items()})
     _write_sidecars(result, targets, bundle, options, target, image_info, source)
     return result
+
+
+def _check_request(kinds: list[str], options: PredictOptions) -> None:
+    for kind in kinds:
+        if kind not in OUTPUT_KINDS:
+            raise ValueError(f"unknown output {kind!r} (choose from {', '.join(OUTPUT_KINDS)})")
+    if options.probability_dtype not in PROBABILITY_DTYPES:
+        raise ValueError(f"probability_dtype must be one of {', '.join(PROBABILITY_DTYPES)}")
+
+
+def _settings(
+    bundle: ModelBundle,
+    grid: TileGrid,
+    stack: tuple[int, ...],
+    batch_size: int,
+    options: PredictOptions,
+    precision: str,
+    device: torch.device,
+    threads: int | None,
+) -> dict[str, Any]:
+    """The settings a prediction ran with, as its sidecar records them."""
+    config = bundle.config
+    return {
+        "tile_input_shape": list(grid.input_shape),
+        "tile_output_stride": list(grid.stride),
+        "tiles": len(grid) * math.prod(stack),
+        "tile_context": list(context_margin(config)),
+        "batch_size": int(batch_size),
+        "tta": int(options.tta),
+        "precision": precision,
+        "precision_requested": options.precision,
+        "device": str(device),
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "normalization": bundle.pipeline.normalization.to_dict(),
+        "tiling": "valid: equals a whole-image pass" if config.padding == "valid" else "same: halo crop",
+    }
 
 
 def default_threads() -> int | None:

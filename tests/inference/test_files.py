@@ -1,0 +1,55 @@
+"""Prediction of files: inputs from files, folders and globs; outputs named and checked before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biounet.errors import DataError, ImageReadError
+from biounet.inference.files import collect_inputs, output_stem, plan_outputs
+from biounet.io.checkpoint import ModelBundle
+from biounet.io.images import write_image
+from biounet.model import UNet
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "in" / name, (rng.random((20, 24)) * 255).astype(np.uint8))
+    np.save(tmp_path / "in" / "c.npy", rng.random((2, 20, 24)).astype(np.float32))  # a 2-page stack
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    return tmp_path / "in"
+
+
+def test_folders_globs_and_files_without_duplicates(images: Path):
+    found = collect_inputs([str(images), str(images / "*.png"), str(images / "a.png")])
+    assert [p.name for p in found] == ["a.png", "b.png", "c.npy"]
+    with pytest.raises(ImageReadError, match="no such file"):
+        collect_inputs([str(images / "missing.png")])
+    with pytest.raises(ImageReadError, match="no image files match"):
+        collect_inputs([str(images / "*.tif")])
+
+
+def test_outputs_are_named_per_kind_and_clashes_refused(images: Path, tmp_path: Path):
+    bundle = ModelBundle(UNet(base_channels=2, depth=1, padding="same"))
+    plans = plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["probabilities", "labels"], "tif")
+    assert [p.targets["labels"].name for p in plans] == ["a_labels.tif", "b_labels.tif", "c_labels.tif"]
+    np.save(images / "a.npy", np.zeros((20, 24), np.float32))  # a.png and a.npy would both write a_labels.tif
+    with pytest.raises(DataError, match="would both write"):
+        plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["labels"], "tif")
+
+
+def test_png_outputs_need_2d_inputs_and_no_logits(images: Path, tmp_path: Path):
+    bundle = ModelBundle(UNet(base_channels=2, depth=1, padding="same"))
+    with pytest.raises(DataError, match="c.npy: PNG holds 2D images"):
+        plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["labels"], "png")
+    with pytest.raises(DataError, match="logits"):
+        plan_outputs([images / "a.png"], bundle, tmp_path / "out", ["logits"], "png")
+
+
+def test_output_stem():
+    assert output_stem(Path("x/a.ome.tif")) == "a.ome" and output_stem(Path("run.zarr")) == "run"
+    assert output_stem(Path("plain")) == "plain"
