@@ -163,7 +163,7 @@ def score_membranes(samples, probabilities) -> dict[str, float]:
     from biounet.training.validation import membrane_metrics
 
     metrics, _, _ = membrane_metrics(samples, probabilities)
-    return {"Rand error": metrics["rand_error"], "pixel error": metrics["pixel_error"],
+    return {"Rand error": metrics["adapted_rand_error"], "pixel error": metrics["pixel_error"],
             "threshold": metrics["threshold"]}
 
 

@@ -54,10 +54,10 @@ def run(quick: bool) -> dict[str, Any]:
     sweeps = []
     for label, prob in zip(slices, probs):
         cells = cells_from_isbi_label(label)
-        sweeps.append(sweep_metrics(prob, cells, ("adapted_rand", "pixel_error"), thresholds))
+        sweeps.append(sweep_metrics(prob, cells, ("adapted_rand_error", "pixel_error"), thresholds))
     seconds = time.perf_counter() - start
 
-    rand_curve = np.mean([s["adapted_rand"].values for s in sweeps], axis=0)
+    rand_curve = np.mean([s["adapted_rand_error"].values for s in sweeps], axis=0)
     pixel_curve = np.mean([s["pixel_error"].values for s in sweeps], axis=0)
     rand_best, pixel_best = best_index(rand_curve, False), best_index(pixel_curve, False)
 

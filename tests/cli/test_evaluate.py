@@ -67,19 +67,19 @@ def test_isbi_folders_table_json_and_csv(isbi_folders, tmp_path):
     assert report["task"] == "isbi" and report["thresholds"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     perfect, gap = report["images"]
     assert (perfect["image"], gap["image"]) == ("0", "1")
-    for key in ("adapted_rand", "vi", "warping_error", "pixel_error"):
+    for key in ("adapted_rand_error", "variation_of_information", "warping_error", "pixel_error"):
         assert perfect[key] == 0.0
         assert 0.2 <= perfect[f"{key}_threshold"] <= 0.7
-    assert gap["adapted_rand"] > 0.01 and gap["rand_merge"] < 1.0 and gap["rand_split"] == 1.0
+    assert gap["adapted_rand_error"] > 0.01 and gap["rand_merge"] < 1.0 and gap["rand_split"] == 1.0
     assert gap["merges"] == 1 and gap["warping_error"] > 0
-    assert report["mean"]["adapted_rand"] == pytest.approx(gap["adapted_rand"] / 2)
+    assert report["mean"]["adapted_rand_error"] == pytest.approx(gap["adapted_rand_error"] / 2)
     assert report["unmatched_predictions"] == [str(pred_dir / "only_pred.tif")]
     assert report["unmatched_ground_truth"] == [str(gt_dir / "only_gt.png")]
 
     with open(out_csv, newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [row["image"] for row in table] == ["0", "1", "mean"]
-    assert float(table[1]["adapted_rand"]) == pytest.approx(gap["adapted_rand"])
+    assert float(table[1]["adapted_rand_error"]) == pytest.approx(gap["adapted_rand_error"])
 
 
 def test_instances_files_and_thresholds(tmp_path):
@@ -176,4 +176,4 @@ def test_predict_outputs_pair_by_name_and_class_probabilities_use_the_interior(t
     scores = json.loads((tmp_path / "scores.json").read_text())
     text = json.dumps(scores)
     assert '"7"' in text
-    assert scores["mean"]["adapted_rand"] == 0.0
+    assert scores["mean"]["adapted_rand_error"] == 0.0

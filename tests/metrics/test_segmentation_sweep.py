@@ -91,13 +91,13 @@ def test_sweep_values_equal_direct_computation(rng):
     label = membrane_grid(4)
     gt_cells, prob = cells_from_isbi_label(label), noisy_probability(rng, label)
     thresholds = (0.3, 0.5, 0.7)
-    sweeps = sweep_metrics(prob, gt_cells, ("adapted_rand", "pixel_error", "warping_error", "f1"), thresholds)
+    sweeps = sweep_metrics(prob, gt_cells, ("adapted_rand_error", "pixel_error", "warping_error", "f1"), thresholds)
     for i, t in enumerate(thresholds):
         segments = segments_from_probability(prob, t)
-        assert sweeps["adapted_rand"].values[i] == adapted_rand_error(gt_cells, segments).error
+        assert sweeps["adapted_rand_error"].values[i] == adapted_rand_error(gt_cells, segments).error
         assert sweeps["pixel_error"].values[i] == pixel_error(label > 0, prob > t)
         assert sweeps["warping_error"].values[i] == warping_error(label > 0, prob > t).error
-    rand = sweeps["adapted_rand"]
+    rand = sweeps["adapted_rand_error"]
     assert rand.best_value == min(rand.values) and rand.best_threshold == thresholds[rand.values.index(rand.best_value)]
     assert rand.best_detail.error == rand.best_value
     f1 = sweeps["f1"]
@@ -107,7 +107,7 @@ def test_sweep_values_equal_direct_computation(rng):
 def test_sweep_thresholds_finds_the_threshold_that_separates_the_cells():
     label = membrane_grid(4)
     prob = np.where(label > 0, 0.65, 0.35)  # only thresholds between 0.35 and 0.65 are exact
-    result = sweep_thresholds(prob, cells_from_isbi_label(label), "adapted_rand")
+    result = sweep_thresholds(prob, cells_from_isbi_label(label), "adapted_rand_error")
     assert result.thresholds == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     assert result.best_threshold == 0.4 and result.best_value == pytest.approx(0.0)
     assert result.values[0] > 0.5 and result.values[-1] > 0.5  # all merged / nothing found

@@ -14,7 +14,7 @@ def test_instance_target_description():
 
 
 def test_membrane_target_description_takes_the_settings_validation_chose():
-    chosen = {"rand_error": 0.05, "threshold": 0.7}
+    chosen = {"adapted_rand_error": 0.05, "threshold": 0.7}
     entry = describe_target(TargetConfig(kind="instances", style="membrane"), chosen)
     assert entry.class_names == ["membrane", "interior"] and entry.foreground_classes == [0, 1]
     assert entry.threshold == 0.7 and entry.min_size is None

@@ -85,7 +85,7 @@ def test_validation_metrics_of_perfect_predictions():
     membrane = membrane_target(label)
     sample = Sample("m", np.zeros((1, 32, 32), np.float32), membrane, Path("m.png"))
     metrics, per_image, predictions = membrane_metrics([sample], [perfect(membrane.classes, 2)])
-    assert metrics["rand_error"] == pytest.approx(0.0) and metrics["pixel_error"] == 0.0
+    assert metrics["adapted_rand_error"] == pytest.approx(0.0) and metrics["pixel_error"] == 0.0
     assert predictions[0].max() == 4
 
     cells = touching_sample()
@@ -126,7 +126,7 @@ def test_membrane_run_with_validation(tmp_path):
     result = train(config, tmp_path / "run", progress=False)
     rows = [r for r in result.history.rows if r["kind"] == "val"]
     assert [r["step"] for r in rows] == [3, 6]
-    assert 0.0 <= rows[-1]["val_rand_error"] <= 1.0 and 0.1 <= rows[-1]["threshold"] <= 0.9
+    assert 0.0 <= rows[-1]["val_adapted_rand_error"] <= 1.0 and 0.1 <= rows[-1]["threshold"] <= 0.9
     bundle = load_bundle(tmp_path / "run")
     target = bundle.pipeline.target
     assert target.class_names == ["membrane", "interior"] and target.foreground_classes == [0, 1]

@@ -24,16 +24,23 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from biounet.data.normalization import NormalizationConfig, normalize
+from biounet.data.pairing import (
+    file_stem,
+    index_by_stem,
+    natural_key,
+    pair_by_number,
+    pair_by_stem,
+    strip_ending,
+)
 from biounet.data.targets import Target, TargetConfig, build_target, touching_target
 from biounet.errors import DataError, ImageReadError
 from biounet.io.images import PIL_SUFFIXES, image_suffix, is_image_file, read_image
@@ -104,17 +111,6 @@ class _Raw:
 # --------------------------------------------------------------------------------------------- pairing
 
 
-def natural_key(text: str) -> list[Any]:
-    """Sort key that orders ``2`` before ``10``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
-
-
-def file_stem(path: Path) -> str:
-    """Name without the image suffix (``a.ome.tif`` -> ``a``)."""
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return stem[:-4] if stem.lower().endswith(".ome") else stem
-
-
 def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
     """Image files in ``folder`` (not recursive), naturally sorted; DataError if none or no folder."""
     root = Path(folder)
@@ -127,26 +123,7 @@ def list_images(folder: str | os.PathLike, what: str = "image") -> list[Path]:
 
 
 def _mask_stem(path: Path) -> str | None:
-    stem = file_stem(path)
-    for ending in MASK_ENDINGS:
-        if stem.lower().endswith(ending) and len(stem) > len(ending):
-            return stem[: -len(ending)]
-    return None
-
-
-def _by_stem(files: Sequence[Path], key: Any) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in files:
-        stem = key(path)
-        if stem in found:
-            raise DataError(f"{path}: two files named {stem!r} ({found[stem].name} and {path.name}); keep one")
-        found[stem] = path
-    return found
-
-
-def _trailing_number(stem: str) -> int | None:
-    match = re.search(r"(\d+)$", stem)
-    return int(match.group(1)) if match else None
+    return strip_ending(file_stem(path), MASK_ENDINGS, ignore_case=True)
 
 
 def pair_files(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
@@ -166,43 +143,24 @@ def pair_files(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> l
                             f"{', '.join(MASK_ENDINGS[:5])}")
     else:
         images = list_images(images_dir)
-    image_by_stem = _by_stem(images, file_stem)
-    mask_by_stem = _by_stem(masks, file_stem)
+    image_by_stem = index_by_stem(images, file_stem)
+    mask_by_stem = index_by_stem(masks, file_stem)
     for path in masks:
         stripped = _mask_stem(path)
         if stripped is not None and stripped not in mask_by_stem:
             mask_by_stem[stripped] = path
-    if not all(stem in mask_by_stem for stem in image_by_stem):
-        numbered = _pair_by_number(image_by_stem, masks)
+    paired = pair_by_stem(image_by_stem, mask_by_stem)
+    if paired.unmatched_first:
+        numbered = pair_by_number(image_by_stem, masks)
         if numbered is not None:
             log.info("paired images and masks by the number at the end of their names")
             return numbered
-    pairs = []
-    used = set()
-    for stem, image in image_by_stem.items():
-        mask = mask_by_stem.get(stem)
-        if mask is None:
-            raise DataError(f"{image}: no mask named {stem}.* (or {stem}_mask.*) in {masks_dir}")
-        used.add(mask)
-        pairs.append((stem, image, mask))
-    for path in masks:
-        if path not in used:
-            raise DataError(f"{path}: mask without an image of the same name in {images_dir}")
-    return pairs
-
-
-def _pair_by_number(image_by_stem: dict[str, Path], masks: Sequence[Path]) -> list[tuple[str, Path, Path]] | None:
-    image_numbers = {_trailing_number(stem): path for stem, path in image_by_stem.items()}
-    mask_numbers = {_trailing_number(file_stem(path)): path for path in masks}
-    if (
-        None in image_numbers
-        or None in mask_numbers
-        or len(image_numbers) != len(image_by_stem)
-        or len(mask_numbers) != len(masks)
-        or set(image_numbers) != set(mask_numbers)
-    ):
-        return None
-    return [(file_stem(image_numbers[n]), image_numbers[n], mask_numbers[n]) for n in sorted(image_numbers)]
+        image = paired.unmatched_first[0]
+        stem = file_stem(image)
+        raise DataError(f"{image}: no mask named {stem}.* (or {stem}_mask.*) in {masks_dir}")
+    if paired.unmatched_second:
+        raise DataError(f"{paired.unmatched_second[0]}: mask without an image of the same name in {images_dir}")
+    return paired.pairs
 
 
 def scan_dsb(root: str | os.PathLike) -> list[tuple[str, list[Path], list[Path]]]:

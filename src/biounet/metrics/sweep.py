@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from biounet.evaluation import names
 from biounet.metrics._checks import check_same_shape
 from biounet.metrics.matching import average_precision_dsb, match_instances, panoptic_quality
 from biounet.metrics.overlap import dice_per_class, iou_per_class
@@ -46,22 +47,26 @@ def _binary_gt(gt: np.ndarray) -> np.ndarray:
 
 
 METRICS: dict[str, MetricSpec] = {
-    "adapted_rand": MetricSpec("grown", adapted_rand_error, lambda r: r.error, False),
-    "adapted_rand_raw": MetricSpec("components", adapted_rand_error, lambda r: r.error, False),
-    "vi": MetricSpec("grown", variation_of_information, lambda r: r.total, False),
-    "pixel_error": MetricSpec("binary", lambda gt, b: pixel_error(_binary_gt(gt), b), float, False),
-    "warping_error": MetricSpec("binary", lambda gt, b: warping_error(_binary_gt(gt), b), lambda r: r.error, False),
-    "dice": MetricSpec("binary", lambda gt, b: dice_per_class(_binary_gt(gt), b, [1])[1], float, True),
-    "iou": MetricSpec("binary", lambda gt, b: iou_per_class(_binary_gt(gt), b, [1])[1], float, True),
-    "average_precision": MetricSpec("components", average_precision_dsb, lambda r: r.value, True),
-    "f1": MetricSpec("components", match_instances, lambda r: r.f1, True),
-    "panoptic_quality": MetricSpec("components", panoptic_quality, lambda r: r.pq, True),
+    names.ADAPTED_RAND_ERROR: MetricSpec("grown", adapted_rand_error, lambda r: r.error, False),
+    names.ADAPTED_RAND_ERROR_RAW: MetricSpec("components", adapted_rand_error, lambda r: r.error, False),
+    names.VARIATION_OF_INFORMATION: MetricSpec("grown", variation_of_information, lambda r: r.total, False),
+    names.PIXEL_ERROR: MetricSpec("binary", lambda gt, b: pixel_error(_binary_gt(gt), b), float, False),
+    names.WARPING_ERROR: MetricSpec(
+        "binary", lambda gt, b: warping_error(_binary_gt(gt), b), lambda r: r.error, False
+    ),
+    names.DICE: MetricSpec("binary", lambda gt, b: dice_per_class(_binary_gt(gt), b, [1])[1], float, True),
+    names.IOU: MetricSpec("binary", lambda gt, b: iou_per_class(_binary_gt(gt), b, [1])[1], float, True),
+    names.AVERAGE_PRECISION: MetricSpec("components", average_precision_dsb, lambda r: r.value, True),
+    names.F1: MetricSpec("components", match_instances, lambda r: r.f1, True),
+    names.PANOPTIC_QUALITY: MetricSpec("components", panoptic_quality, lambda r: r.pq, True),
 }
-"""Metric names accepted by :func:`sweep_thresholds` / :func:`sweep_metrics`.
+"""Metric names accepted by :func:`sweep_thresholds` / :func:`sweep_metrics` (the canonical names of
+:mod:`biounet.evaluation.names`, a module without imports, so this lower layer can use it).
 
-``adapted_rand`` / ``vi`` use grown segments, ``adapted_rand_raw`` the components as thresholded
-(boundary pixels form one segment with id 0); ``dice`` / ``iou`` are of the foreground class;
-``average_precision`` (DSB 2018), ``f1`` (IoU > 0.5) and ``panoptic_quality`` use the components.
+``adapted_rand_error`` / ``variation_of_information`` use grown segments, ``adapted_rand_error_raw``
+the components as thresholded (boundary pixels form one segment with id 0); ``dice`` / ``iou`` are of
+the foreground class; ``average_precision`` (DSB 2018), ``f1`` (IoU > 0.5) and ``panoptic_quality``
+use the components.
 """
 
 
@@ -136,7 +141,7 @@ def score_metrics(
 def sweep_metrics(
     prob: np.ndarray,
     gt: np.ndarray,
-    metrics: Sequence[str] = ("adapted_rand", "pixel_error"),
+    metrics: Sequence[str] = (names.ADAPTED_RAND_ERROR, names.PIXEL_ERROR),
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     *,
     connectivity: int = 1,
@@ -188,12 +193,12 @@ def sweep_metrics(
 def sweep_thresholds(
     prob: np.ndarray,
     gt: np.ndarray,
-    metric: str = "adapted_rand",
+    metric: str = names.ADAPTED_RAND_ERROR,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
 ) -> SweepResult:
     """Best value of one metric over a threshold sweep (the ISBI 2012 protocol).
 
-    Example: ``sweep_thresholds(interior_prob, cells, "adapted_rand").best_value`` is the grown Rand
+    Example: ``sweep_thresholds(interior_prob, cells, "adapted_rand_error").best_value`` is the grown Rand
     error at the best of the thresholds 0.1..0.9, with ``cells`` the ground-truth cell ids (0 =
     membrane, ignored).  See :func:`sweep_metrics` for the arguments.
     """

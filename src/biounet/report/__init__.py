@@ -10,9 +10,9 @@ Example::
 
     report = Report(
         title="U-Net on ISBI 2012",
-        history=[{"step": 100, "train_loss": 0.41, "val_loss": 0.45, "val_rand_error": 0.08, "lr": 1e-3}],
+        history=[{"step": 100, "train_loss": 0.41, "val_loss": 0.45, "val_adapted_rand_error": 0.08, "lr": 1e-3}],
         panels=[OverlayPanel("slice 18", image, ground_truth=labels, prediction=probability, instances=cells)],
-        metrics=[{"image": "18", "rand_error": 0.081}, {"image": "mean", "rand_error": 0.081}],
+        metrics=[{"image": "18", "adapted_rand_error": 0.081}, {"image": "mean", "adapted_rand_error": 0.081}],
         timings={"training": 812.0, "inference": 3.2},
         config={"epochs": 50},
     )

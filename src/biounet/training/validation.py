@@ -2,11 +2,15 @@
 
 * Membranes (ISBI 2012, ``style="membrane"``): adapted Rand error of the segments grown from
   ``P(interior) > t`` at the best threshold ``t`` in 0.1..0.9 (the mean over the images at each
-  threshold), and the pixel error; main metric ``rand_error`` (lower is better).
+  threshold, :func:`biounet.evaluation.summary.best_common_threshold`, as ``biounet evaluate``), and
+  the pixel error; main metric ``adapted_rand_error`` (lower is better).
 * Touching objects (``style="touching"``): instances from the probabilities (seeded watershed), F1 of
   the matches at IoU 0.5 at the best seed threshold and smallest seed size of a small grid (the mean
   over the images for each pair), and the IoU of the foreground; main metric ``f1`` (higher is better).
 * Semantic classes: mean IoU and mean Dice over the classes; main metric ``mean_iou``.
+
+Metric keys are the canonical names of :mod:`biounet.evaluation.names`; the trainer's history prefixes
+them with ``val_``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 
 from biounet.data.readers import Sample
 from biounet.data.targets import TargetConfig
+from biounet.evaluation import names
 
 
 @dataclass
@@ -57,8 +62,8 @@ class ValidationResult:
 def main_metric(target: TargetConfig) -> tuple[str, bool]:
     """Name and direction (higher is better?) of the metric that picks the best checkpoint."""
     if target.kind == "instances":
-        return ("rand_error", False) if target.style == "membrane" else ("f1", True)
-    return "mean_iou", True
+        return (names.ADAPTED_RAND_ERROR, False) if target.style == "membrane" else (names.F1, True)
+    return names.MEAN_IOU, True
 
 
 def predict_probabilities(
@@ -139,23 +144,23 @@ def membrane_metrics(
 ) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
     """Membranes: (mean metrics, per-image metrics, [segments of the first image]) from ``(2, *S)`` probabilities.
 
-    The threshold is chosen once for all images (lowest mean Rand error); the pixel error is its minimum.
+    The threshold is chosen once for all images (lowest mean Rand error, the ``biounet evaluate --task
+    isbi`` mean); the pixel error is reported at its own best common threshold, as there.
     """
+    from biounet.evaluation.summary import best_common_threshold
     from biounet.metrics import DEFAULT_THRESHOLDS, segments_from_probability, sweep_metrics
 
+    rand, pixel = names.ADAPTED_RAND_ERROR, names.PIXEL_ERROR
     sweeps = [
-        sweep_metrics(p[1], s.target.instances, ("adapted_rand", "pixel_error"), DEFAULT_THRESHOLDS)
+        sweep_metrics(p[1], s.target.instances, (rand, pixel), DEFAULT_THRESHOLDS)
         for s, p in zip(samples, probabilities)
     ]
-    rand = np.mean([sw["adapted_rand"].values for sw in sweeps], axis=0)
-    pixel = np.mean([sw["pixel_error"].values for sw in sweeps], axis=0)
-    best = int(np.nanargmin(rand))
+    chosen = best_common_threshold([sw[rand].values for sw in sweeps], higher_is_better=False)
+    pixel_best = best_common_threshold([sw[pixel].values for sw in sweeps], higher_is_better=False)
+    best = chosen.index
     threshold = float(DEFAULT_THRESHOLDS[best])
-    metrics = {"rand_error": float(rand[best]), "pixel_error": float(pixel.min()), "threshold": threshold}
-    per_image = [
-        {"rand_error": sw["adapted_rand"].values[best], "pixel_error": sw["pixel_error"].values[best]}
-        for sw in sweeps
-    ]
+    metrics = {rand: chosen.value, pixel: pixel_best.value, "threshold": threshold}
+    per_image = [{rand: sw[rand].values[best], pixel: sw[pixel].values[best]} for sw in sweeps]
     predictions = [segments_from_probability(probabilities[0][1], threshold)] if probabilities else []
     return metrics, per_image, predictions
 
@@ -202,8 +207,8 @@ def instance_metrics(
         foreground_iou.append(float(iou_per_class(sample.target.instances > 0, foreground, [1])[1]))
     best = int(np.nanargmax(np.nanmean(f1, axis=0))) if len(samples) else 0
     threshold, min_size = grid[best]
-    per_image = [{"f1": float(f1[i, best]), "foreground_iou": foreground_iou[i]} for i in range(len(samples))]
-    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in ("f1", "foreground_iou")}
+    per_image = [{names.F1: float(f1[i, best]), names.FOREGROUND_IOU: foreground_iou[i]} for i in range(len(samples))]
+    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in (names.F1, names.FOREGROUND_IOU)}
     metrics.update(threshold=threshold, min_size=min_size)
     predictions = [
         instances_from_probabilities(p, target.interior_class, target.foreground_classes, threshold, min_size)
@@ -225,8 +230,8 @@ def semantic_metrics(
         predicted = probs.argmax(axis=0).astype(np.uint8)
         iou = iou_per_class(sample.target.classes, predicted, classes)
         dice = dice_per_class(sample.target.classes, predicted, classes)
-        per_image.append({"mean_iou": float(np.nanmean(list(iou.values()))),
-                          "mean_dice": float(np.nanmean(list(dice.values())))})
+        per_image.append({names.MEAN_IOU: float(np.nanmean(list(iou.values()))),
+                          names.MEAN_DICE: float(np.nanmean(list(dice.values())))})
         predictions.append(predicted)
-    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in ("mean_iou", "mean_dice")}
+    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in (names.MEAN_IOU, names.MEAN_DICE)}
     return metrics, per_image, predictions[:1]

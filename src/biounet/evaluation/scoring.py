@@ -1,0 +1,157 @@
+"""Every metric of one prediction/ground-truth pair, at every threshold of a probability map.
+
+The values at all thresholds are kept (not only the best) because the mean over a set of images is
+taken per threshold before one threshold is chosen for the whole set (:mod:`biounet.evaluation.summary`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biounet.errors import DataError
+from biounet.evaluation import names
+from biounet.evaluation.inputs import as_probability, class_probabilities_to_map, ground_truth_labels, read_plane_image
+from biounet.evaluation.tasks import TASK_METRICS, TASK_SELECTOR, prediction_kind
+
+
+@dataclass
+class ImageResult:
+    """Metric values of one image at each threshold, and which threshold each metric reports.
+
+    ``curves[m]`` holds metric ``m`` at every threshold (one value when nothing was swept),
+    ``parts[m]`` the secondary numbers of ``m`` (split/merge scores, defect counts, ...) at every
+    threshold, ``selection[m]`` the index reported in the image's row.
+    """
+
+    name: str
+    pred_kind: str
+    thresholds: tuple[float, ...] | None
+    curves: dict[str, tuple[float, ...]]
+    parts: dict[str, list[dict[str, float]]]
+    selection: dict[str, int]
+
+    @property
+    def part_names(self) -> list[str]:
+        return list(dict.fromkeys(k for per_threshold in self.parts.values() for k in per_threshold[0]))
+
+    def row(self) -> dict[str, Any]:
+        """``{"image", "pred_kind", metric, metric_threshold (swept only), parts...}`` at the selection."""
+        row: dict[str, Any] = {"image": self.name, "pred_kind": self.pred_kind}
+        for metric, values in self.curves.items():
+            index = self.selection[metric]
+            row[metric] = values[index]
+            if self.thresholds is not None:
+                row[names.threshold_key(metric)] = self.thresholds[index]
+        for metric, per_threshold in self.parts.items():
+            row.update(per_threshold[self.selection[metric]])
+        return row
+
+
+def evaluate_pair(
+    name: str,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    task: str,
+    pred_kind: str,
+    thresholds: tuple[float, ...],
+    warping: bool,
+    pred_path: Path,
+) -> ImageResult:
+    """All metrics of one prediction/ground-truth pair of equal shape ``(*S)``.
+
+    ``pred`` is read as ``pred_kind`` (a probability map is swept over ``thresholds``); ``gt`` holds
+    integer labels (:func:`~biounet.evaluation.inputs.ground_truth_labels`).  ``warping=False`` skips
+    the warping error, the slowest metric.
+    """
+    from biounet.metrics import METRICS, score_metrics, sweep_metrics
+    from biounet.metrics.sweep import best_index
+
+    if task == "semantic" and pred_kind == "labels":
+        return semantic_classes(name, pred, gt)
+    metrics = tuple(m for m in TASK_METRICS[task] if warping or m != names.WARPING_ERROR)
+    if pred_kind == "probability":
+        prob = as_probability(pred, pred_path)
+        sweeps = sweep_metrics(prob, gt, metrics, thresholds)
+        curves = {m: sweeps[m].values for m in metrics}
+        details = {m: sweeps[m].details for m in metrics}
+        used: tuple[float, ...] | None = thresholds
+    else:
+        components = pred if pred_kind == "labels" else None
+        results = score_metrics(gt, pred != 0, metrics, components=components)
+        curves = {m: (float(METRICS[m].value(results[m])),) for m in metrics}
+        details = {m: (results[m],) for m in metrics}
+        used = None
+    selector = TASK_SELECTOR[task]
+    if selector is None:
+        selection = {m: best_index(curves[m], METRICS[m].higher_is_better) for m in metrics}
+    else:
+        index = best_index(curves[selector], METRICS[selector].higher_is_better)
+        selection = dict.fromkeys(metrics, index)
+    parts = {m: [metric_parts(m, d) for d in details[m]] for m in metrics}
+    return ImageResult(name, pred_kind, used, curves, parts, selection)
+
+
+def metric_parts(metric: str, result: Any) -> dict[str, float]:
+    """The secondary numbers of a metric worth a column: split/merge scores, defects, counts."""
+    if metric == names.ADAPTED_RAND_ERROR:
+        return {"rand_split": result.split, "rand_merge": result.merge}
+    if metric == names.VARIATION_OF_INFORMATION:
+        return {"vi_split": result.split, "vi_merge": result.merge}
+    if metric == names.WARPING_ERROR:
+        return {"merges": result.merges, "splits": result.splits, "defects": result.n_defects}
+    if metric == names.F1:
+        return {"precision": result.precision, "recall": result.recall, "n_gt": result.n_gt, "n_pred": result.n_pred}
+    if metric == names.PANOPTIC_QUALITY:
+        return {"sq": result.sq, "rq": result.rq}
+    return {}
+
+
+def semantic_classes(name: str, pred: np.ndarray, gt: np.ndarray) -> ImageResult:
+    """Class maps: pixel error, and ``dice_<c>`` / ``iou_<c>`` of every class found in either map."""
+    from biounet.metrics import dice_per_class, iou_per_class
+
+    classes = sorted(set(np.unique(gt).tolist()) | set(np.unique(pred).tolist()))
+    curves: dict[str, tuple[float, ...]] = {names.PIXEL_ERROR: (float(np.mean(gt != pred)),)}  # 1 - accuracy
+    dice, iou = dice_per_class(gt, pred, classes), iou_per_class(gt, pred, classes)
+    curves.update({f"{names.DICE}_{c}": (dice[c],) for c in classes})
+    curves.update({f"{names.IOU}_{c}": (iou[c],) for c in classes})
+    return ImageResult(name, "labels", None, curves, {}, dict.fromkeys(curves, 0))
+
+
+def score_files(
+    name: str,
+    pred_path: Path,
+    gt_path: Path,
+    *,
+    task: str,
+    pred_kind: str = "auto",
+    thresholds: tuple[float, ...],
+    warping: bool = True,
+) -> ImageResult:
+    """Read a prediction and its ground truth, decide how to read the prediction, and score the pair.
+
+    ``pred_kind`` is ``--pred-kind`` (see :func:`~biounet.evaluation.tasks.prediction_kind`); a binary
+    prediction is scored as a mask (isbi, instances) or as classes 0/1 (semantic).
+    """
+    pred, gt = read_plane_image(pred_path), read_plane_image(gt_path)
+    pred = class_probabilities_to_map(pred, gt, task, pred_path)
+    if pred.shape != gt.shape:
+        raise DataError(f"{pred_path} has shape {pred.shape} but {gt_path} has shape {gt.shape}")
+    kind = prediction_kind(pred, task, pred_kind, pred_path)
+    gt_labels = ground_truth_labels(gt, task, gt_path)
+    if kind == "binary" and task != "semantic":
+        pred = pred != 0
+    elif kind == "binary":
+        pred = (pred != 0).astype("int32")
+        kind = "labels"
+    return evaluate_pair(
+        name, pred, gt_labels, task=task, pred_kind=kind, thresholds=thresholds, warping=warping, pred_path=pred_path
+    )
+
+
+__all__ = ["ImageResult", "evaluate_pair", "metric_parts", "score_files", "semantic_classes"]
