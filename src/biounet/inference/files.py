@@ -16,6 +16,7 @@ from typing import Any
 
 from biounet.errors import DataError, ImageReadError
 from biounet.inference.sources import ChannelFirstView, open_for_model
+from biounet.io.atomic import check_output_path
 from biounet.io.checkpoint import ModelBundle
 from biounet.io.images import is_image_file
 
@@ -101,5 +102,6 @@ def plan_outputs(
             if target in claimed:
                 raise DataError(f"{path} and {claimed[target]} would both write {target}; use separate --out folders")
             claimed[target] = path
+            check_output_path(target)
         plans.append(PlannedInput(path, targets))
     return plans

@@ -3,17 +3,48 @@
 Every output and checkpoint of biounet goes through :func:`atomic_path`: the data is written to a
 temporary file in the same directory, flushed to disk, and renamed over the final name, which POSIX
 guarantees to be atomic.  A reader sees either the old file or the complete new one.
+
+Nothing the user made is replaced: a folder standing where an output should go is an error before any
+work starts (:class:`OutputInTheWayError`), unless biounet wrote that folder itself as an output of the
+same name (a zarr store carries a marker file, :data:`OUTPUT_MARKER`, for that).  Temporary names hold
+the writing process's id, so the next write of the same output removes the leftovers of a killed run
+(and only biounet's own: ``.NAME.PID.*.part*`` whose process is gone).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from biounet.errors import BiounetError
+
+#: A file inside every folder biounet writes as an output (zarr stores): such a folder may be replaced
+#: by a later output of the same name; any other folder in the way is left alone.
+OUTPUT_MARKER = ".biounet-output"
+
+
+class OutputInTheWayError(BiounetError, FileExistsError):
+    """A folder that biounet did not write stands where an output should go; nothing was written."""
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Raise :class:`OutputInTheWayError` if ``path`` is a folder that biounet may not replace.
+
+    Call it before long work, so that a wrong output name fails at once; :func:`atomic_path` calls it too.
+    """
+    final = Path(path)
+    if final.is_dir() and not final.is_symlink() and not (final / OUTPUT_MARKER).is_file():
+        raise OutputInTheWayError(
+            f"{final}: a folder is in the way of this output; nothing was written (move the folder or choose "
+            "another output name)"
+        )
+    return final
 
 
 @contextlib.contextmanager
@@ -24,10 +55,11 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     the format by extension (tifffile, PIL, numpy) still do the right thing.  On error the temporary
     file (or directory, for zarr stores) is removed and the exception propagates.
     """
-    final = Path(path)
+    final = check_output_path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(final)
     ext = suffix if suffix is not None else "".join(final.suffixes[-1:])
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{ext}", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=f".part{ext}", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -36,13 +68,46 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        if final.is_dir() and not final.is_symlink():
-            _remove(final)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        elif tmp.is_dir():
+            (tmp / OUTPUT_MARKER).write_text("written by biounet: a later output of this name may replace it\n")
+        _commit(tmp, final)
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` onto ``final``; a folder there is first moved aside (it was checked to be ours)."""
+    if final.is_dir() and not final.is_symlink():
+        check_output_path(final)  # again: a folder may have appeared while the output was written
+        if not tmp.is_dir():
+            raise OutputInTheWayError(f"{final}: a folder is in the way of this output; nothing was written")
+        old = final.with_name(f".{final.name}.{os.getpid()}.old.part")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        _remove(old)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Remove ``.NAME.PID.*.part*`` temporaries of ``final`` left by processes that no longer run."""
+    with contextlib.suppress(OSError):
+        for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.part*"):
+            pid = leftover.name[len(final.name) + 2 :].split(".", 1)[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                _remove(leftover)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return pid != 0
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
