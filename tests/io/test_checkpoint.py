@@ -142,3 +142,25 @@ def test_a_model_with_an_invalid_pipeline_is_refused_in_one_line(tmp_path):
     save_file(state, str(tmp_path / "odd.safetensors"), metadata={k: json.dumps(v) for k, v in meta.items()})
     with pytest.raises(ModelFileError, match=r"odd.safetensors: invalid pipeline description .*colour"):
         load_bundle(tmp_path / "odd.safetensors")
+
+
+def test_a_full_disk_is_an_os_error_naming_the_model_and_the_old_model_stays(tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    model = small_model()
+    save_model(model, tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                              'message: "No space left on device" })')
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OSError) as caught:
+        save_model(model, tmp_path)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "model.safetensors")
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]

@@ -3,7 +3,8 @@
 Each subcommand module in :mod:`biounet.cli` has ``register(subparsers)``, which adds its parser and
 sets ``func`` to the function that runs it.  Heavy imports (torch) happen inside those functions, so
 ``biounet --help`` is instant.  Errors that are the user's input (:class:`biounet.errors.BiounetError`,
-missing files) are printed as one line and exit with status 2.
+missing files) are printed as one line and exit with status 2; other operating-system errors (disk full,
+permissions) likewise as one line naming the path, with status 1.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"biounet: error: {error.filename or error}: no such file or directory", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, permissions, a file where a folder should be, ...: one line, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"biounet: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("biounet: interrupted", file=sys.stderr)
         return 130

@@ -18,6 +18,7 @@ when ``model.json`` was edited (the edit has no effect).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -65,6 +66,7 @@ def save_model(
     :class:`~biounet.pipeline.Pipeline` or its dict form (``None``: a bare network).  Both files are
     written atomically; a crash leaves the previous files intact.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from biounet import __version__
@@ -82,7 +84,11 @@ def save_model(
     }
     metadata = {key: json.dumps(value) for key, value in description.items()}
     with atomic_path(target) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+        try:
+            save_file(state, str(tmp), metadata=metadata)
+        except SafetensorError as error:  # safetensors reports a full disk as its own error, not OSError
+            code = errno.ENOSPC if "No space left" in str(error) else errno.EIO
+            raise OSError(code, f"cannot write the model: {os.strerror(code)}", str(target)) from error
     write_json_atomic(target.with_suffix(".json"), description)
     return target
 
