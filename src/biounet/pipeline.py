@@ -77,7 +77,7 @@ class TrainingRecord:
         steps: optimiser steps trained.
         best_step: the step of the saved best model (``None``: no validation).
         validation: the best validation's metrics and chosen settings (metric names of
-            :mod:`biounet.evaluation.names`).
+            :mod:`biounet.metrics.names`).
         precision: the training precision (``"fp32"``, ``"bf16"``, ...).
     """
 

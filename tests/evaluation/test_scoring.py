@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biounet.evaluation import names
 from biounet.evaluation.scoring import evaluate_pair, score_files, semantic_classes
 from biounet.io.images import write_image
+from biounet.metrics import names
 
 
 def grid_label(size: int = 48, cell: int = 16) -> np.ndarray:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biounet.evaluation import names
 from biounet.evaluation.scoring import ImageResult
 from biounet.evaluation.summary import best_common_threshold, format_table, json_report, summarise, write_csv
+from biounet.metrics import names
 
 R = names.ADAPTED_RAND_ERROR
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from biounet.errors import DataError
-from biounet.evaluation import names
 from biounet.evaluation.tasks import (
     TASK_METRICS,
     TASK_SELECTOR,
@@ -18,7 +17,7 @@ from biounet.evaluation.tasks import (
     parse_thresholds,
     prediction_kind,
 )
-from biounet.metrics import DEFAULT_THRESHOLDS, METRICS
+from biounet.metrics import DEFAULT_THRESHOLDS, METRICS, names
 
 
 def test_every_task_metric_is_a_swept_metric_and_selectors_belong_to_their_task():

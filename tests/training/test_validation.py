@@ -9,10 +9,9 @@ import pytest
 
 from biounet.data.readers import Sample
 from biounet.data.targets import TargetConfig, membrane_target
-from biounet.evaluation import names
 from biounet.evaluation.scoring import evaluate_pair
 from biounet.evaluation.summary import best_common_threshold, summarise
-from biounet.metrics import DEFAULT_THRESHOLDS, sweep_metrics
+from biounet.metrics import DEFAULT_THRESHOLDS, names, sweep_metrics
 from biounet.training.validation import SETTING_KEYS, ValidationResult, main_metric, membrane_metrics, validate
 
 

@@ -1,9 +1,8 @@
 """Scoring predictions against ground truth: the library behind ``biounet evaluate`` and training validation.
 
-Modules (import them directly; this package imports nothing, so :mod:`biounet.evaluation.names` stays a
-leaf that :mod:`biounet.metrics` and training can read):
+Modules (import them directly; this package imports nothing).  The metric names used everywhere live one
+layer down, in :mod:`biounet.metrics.names`, so that the metrics, this package and training share them.
 
-* :mod:`~biounet.evaluation.names`: the canonical metric names and the table's short headers.
 * :mod:`~biounet.evaluation.tasks`: the tasks (``isbi``, ``instances``, ``semantic``), their metrics, and
   how a prediction array is read (probability / labels / binary).
 * :mod:`~biounet.evaluation.pairing`: prediction <-> ground-truth files by name.

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from biounet.errors import DataError
-from biounet.evaluation import names
 from biounet.evaluation.inputs import as_probability, class_probabilities_to_map, ground_truth_labels, read_plane_image
 from biounet.evaluation.tasks import TASK_METRICS, TASK_SELECTOR, prediction_kind
+from biounet.metrics import names
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from biounet.evaluation import names
 from biounet.evaluation.scoring import ImageResult
 from biounet.evaluation.tasks import TASK_SELECTOR
+from biounet.metrics import names
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def nanmean(values: list[Any]) -> float:
 def format_table(rows: list[dict[str, Any]], metrics: list[str], extras: list[str]) -> str:
     """A plain-text table: image, each metric (with its threshold when swept), then the extras.
 
-    Metric columns are headed by :func:`biounet.evaluation.names.column_title`; rows are keyed by the
+    Metric columns are headed by :func:`biounet.metrics.names.column_title`; rows are keyed by the
     canonical names.  A rule separates the header and the last row (the mean).
     """
     columns: list[tuple[str, str]] = [("image", "image")]

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from biounet.evaluation import names
+from biounet.metrics import names
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from biounet.evaluation import names
+from biounet.metrics import names
 from biounet.metrics._checks import check_same_shape
 from biounet.metrics.matching import average_precision_dsb, match_instances, panoptic_quality
 from biounet.metrics.overlap import dice_per_class, iou_per_class
@@ -61,7 +61,7 @@ METRICS: dict[str, MetricSpec] = {
     names.PANOPTIC_QUALITY: MetricSpec("components", panoptic_quality, lambda r: r.pq, True),
 }
 """Metric names accepted by :func:`sweep_thresholds` / :func:`sweep_metrics` (the canonical names of
-:mod:`biounet.evaluation.names`, a module without imports, so this lower layer can use it).
+:mod:`biounet.metrics.names`).
 
 ``adapted_rand_error`` / ``variation_of_information`` use grown segments, ``adapted_rand_error_raw``
 the components as thresholded (boundary pixels form one segment with id 0); ``dice`` / ``iou`` are of

@@ -9,7 +9,7 @@
   over the images for each pair), and the IoU of the foreground; main metric ``f1`` (higher is better).
 * Semantic classes: mean IoU and mean Dice over the classes; main metric ``mean_iou``.
 
-Metric keys are the canonical names of :mod:`biounet.evaluation.names`; the trainer's history prefixes
+Metric keys are the canonical names of :mod:`biounet.metrics.names`; the trainer's history prefixes
 them with ``val_``.
 """
 
@@ -24,7 +24,7 @@ import torch
 
 from biounet.data.readers import Sample
 from biounet.data.targets import TargetConfig
-from biounet.evaluation import names
+from biounet.metrics import names
 
 
 @dataclass

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from biounet.evaluation import names
-from biounet.metrics import METRICS
+from biounet.metrics import METRICS, names
 
 
 def test_every_swept_metric_has_a_canonical_name_and_the_same_direction():
