@@ -45,7 +45,7 @@ def isbi_samples(names: list[str]):
 
 def dsb_split(quick: bool) -> tuple[list[str], list[str]]:
     from biounet.data.readers import find_dsb
-    from biounet.training.trainer import validation_count
+    from biounet.training.data import validation_count
 
     ids = [entry[0] for entry in find_dsb(SHARED_DATA / "dsb2018_nuclei_fluo256" / "stage1_train")]
     cut = len(ids) - validation_count(len(ids), 0.2)
@@ -67,7 +67,7 @@ def dsb_samples(names: list[str]):
 
 def train_biounet(task: str, minutes: float, run_dir: Path, quick: bool) -> None:
     args = [sys.executable, "-m", "biounet", "train", "--out", str(run_dir), "--max-minutes", str(minutes),
-            "--steps", "1000000", "--no-progress", "--overwrite"]
+            "--no-progress", "--overwrite"]
     if task == "isbi":
         args += ["--preset", "isbi2012", "--images", str(SHARED_DATA / "isbi2012_em"),
                  "--val-names", ",".join(ISBI_VAL[:1] if quick else ISBI_VAL), "--val-every", "100"]  # as the README

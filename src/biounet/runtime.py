@@ -1,4 +1,9 @@
-"""What this machine can do: devices, reduced precision, threads.
+"""What this machine can do (devices, reduced precision, threads) and the process-wide state a run touches.
+
+PyTorch's thread count, the global random generators and the ``biounet`` loggers belong to the whole
+process; a training run started inside a napari session or a notebook must leave them as it found them.
+:func:`torch_threads`, :func:`preserved_rng_state`, :func:`logging_to` and :func:`console_logging` change
+them for the length of a ``with`` block and restore them afterwards.
 
 On CPUs with AVX-512 BF16 (or AMX), bfloat16 autocast with channels_last memory format is about 3x
 faster than float32 for the U-Net's convolutions (oneDNN); elsewhere it is slower, so ``"auto"``
@@ -10,10 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
+import random
+import sys
 from collections.abc import Iterator
 from typing import Literal
 
+import numpy as np
 import torch
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -107,3 +116,54 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def preserved_rng_state() -> Iterator[None]:
+    """Restore the global generators of ``random``, ``numpy.random`` and ``torch`` (CPU, and CUDA where it was
+    initialised) on exit, so that seeding inside the block does not change the caller's random streams."""
+    python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.random.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def logging_to(
+    handler: logging.Handler, level: int = logging.INFO, *, name: str = "biounet", exact: bool = False,
+    propagate: bool | None = None,
+) -> Iterator[logging.Handler]:
+    """Send logger ``name``'s records to ``handler`` inside the block; restore the logger on exit.
+
+    The logger's level is lowered to ``level`` where it would drop those records (``exact``: set to
+    ``level``, also upwards, e.g. WARNING for ``--quiet``); ``propagate`` is set when given. On exit the
+    handler is removed and closed and the level and propagation are as before.
+    """
+    logger = logging.getLogger(name)
+    level_before, propagate_before = logger.level, logger.propagate
+    logger.addHandler(handler)
+    if exact or logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+    if propagate is not None:
+        logger.propagate = propagate
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.setLevel(level_before)
+        logger.propagate = propagate_before
+
+
+def console_logging(quiet: bool = False, fmt: str = "biounet: %(message)s") -> contextlib.AbstractContextManager:
+    """biounet's messages on stderr (INFO, or WARNING when ``quiet``), not passed on to the root logger:
+    the one logging set-up of the command line and the demo (see :func:`logging_to`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    return logging_to(handler, logging.WARNING if quiet else logging.INFO, exact=True, propagate=False)

@@ -15,7 +15,7 @@ from biounet.io.checkpoint import load_bundle
 from biounet.io.images import write_image
 from biounet.training.config import ConfigError, TrainConfig, merge
 from biounet.training.recipes import preset, recipe
-from biounet.training.trainer import Trainer, attach_weight_maps, lr_factor, train
+from biounet.training.trainer import Trainer, train
 from biounet.training.validation import instance_metrics, membrane_metrics, semantic_metrics
 
 TINY = {
@@ -36,40 +36,12 @@ def tiny_config(*layers: dict, **values) -> TrainConfig:
     return TrainConfig.from_dict(merged)
 
 
-def test_lr_schedules():
-    cosine = tiny_config(optim={"schedule": "cosine", "min_lr_ratio": 0.1})
-    assert lr_factor(cosine, 0, 0.0) == pytest.approx(1.0)
-    assert lr_factor(cosine, 50, 0.5) == pytest.approx(0.55)
-    assert lr_factor(cosine, 100, 1.0) == pytest.approx(0.1)
-    poly = tiny_config(optim={"schedule": "poly", "min_lr_ratio": 0.0, "poly_power": 1.0})
-    assert lr_factor(poly, 30, 0.3) == pytest.approx(0.7)
-    constant = tiny_config(optim={"schedule": "constant", "warmup_steps": 10})
-    assert lr_factor(constant, 4, 0.9) == pytest.approx(0.5)  # warm-up: (step + 1) / 10
-    assert lr_factor(constant, 4, 0.9, total_steps=25) == pytest.approx(1.0)  # warm-up capped at total / 5
-
-
 def touching_sample() -> Sample:
     instances = np.zeros((40, 40), dtype=np.int32)
     instances[10:30, 5:20] = 1
     instances[10:30, 20:35] = 2
     classes = touching_target(instances)
     return Sample("pair", np.zeros((1, 40, 40), np.float32), Target(classes, instances), Path("pair.png"))
-
-
-def test_weight_map_is_high_between_touching_cells_and_cached(tmp_path):
-    config = tiny_config(data={"target": {"kind": "instances"}})
-    sample = touching_sample()
-    attach_weight_maps([sample], config, tmp_path)
-    weight = sample.weight
-    assert weight.shape == (40, 40) and weight.dtype == np.float32
-    between, outer_edge, far = weight[20, 19], weight[20, 5], weight[2, 2]
-    assert between > outer_edge > far and between > 5  # the border term between the cells
-    cached = list(tmp_path.glob("weights-*.npy"))
-    assert len(cached) == 1
-    np.save(cached[0], np.full((40, 40), 7.0, np.float32))  # a second sample reads the cache
-    again = touching_sample()
-    attach_weight_maps([again], config, tmp_path)
-    assert np.all(again.weight == 7.0)
 
 
 def perfect(classes: np.ndarray, num_classes: int) -> np.ndarray:
@@ -189,29 +161,6 @@ def test_epochs_and_refusal_to_overwrite_a_run(tmp_path):
     assert Trainer(config, tmp_path / "run", resume=True, progress=False).run().steps == 14
 
 
-def test_weight_average_warms_up_then_follows_the_decay():
-    import torch
-
-    from biounet.training.trainer import build_weight_average
-
-    model = torch.nn.BatchNorm1d(3)
-    average = build_weight_average(model, decay=0.5)
-    with torch.no_grad():
-        model.weight.fill_(2.0)
-        average.update_parameters(model)  # the first update copies
-        assert torch.equal(average.module.weight, model.weight)
-        model.weight.fill_(13.0)
-        model.num_batches_tracked.fill_(7)
-        average.update_parameters(model)  # n = 1: decay min(0.5, 2 / 11), so 2 + (13 - 2) * 9 / 11 = 11
-        assert torch.allclose(average.module.weight, torch.full((3,), 11.0))
-        assert int(average.module.num_batches_tracked) == 7  # integer buffers are copied
-        for _ in range(20):
-            average.update_parameters(model)
-        model.weight.fill_(1.0)
-        average.update_parameters(model)  # n = 22: decay 0.5
-        assert torch.allclose(average.module.weight, torch.full((3,), 7.0))
-
-
 def test_weight_average_is_saved_validated_and_resumed_exactly(tmp_path):
     from safetensors.torch import load_file
 
@@ -249,12 +198,24 @@ def torch_equal(a, b) -> bool:
     return bool(torch.equal(a, b))
 
 
-def test_cldice_term_follows_the_target_and_refuses_a_missing_class():
-    from biounet.training.trainer import build_criterion
+def test_train_leaves_threads_logging_and_random_state_as_it_found_them(tmp_path):
+    import logging
+    import random
 
-    membrane = tiny_config(preset("isbi2012"), loss={"cldice": 0.5})
-    touching = tiny_config(preset("dsb2018"), loss={"cldice": 0.5})
-    assert build_criterion(membrane).cldice_class == 0 and build_criterion(touching).cldice_class == 2
-    assert build_criterion(tiny_config(preset("isbi2012"))).cldice_weight == 0
-    with pytest.raises(ConfigError, match="cldice_class"):
-        build_criterion(tiny_config(preset("isbi2012"), loss={"cldice": 0.5, "cldice_class": 2}))
+    import torch
+
+    blob_folders(tmp_path)
+    config = tiny_config(data={"images": str(tmp_path / "images"), "masks": str(tmp_path / "masks"), "val_split": 0.5},
+                         steps=3, val_every=3, num_threads=1, seed=5)
+    torch.set_num_threads(2)
+    logger = logging.getLogger("biounet")
+    before = (torch.get_num_threads(), logger.level, list(logger.handlers), logger.propagate)
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    states = (random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state())
+    train(config, tmp_path / "run", progress=False)
+    assert (torch.get_num_threads(), logger.level, list(logger.handlers), logger.propagate) == before
+    assert random.getstate() == states[0] and np.array_equal(np.random.get_state()[1], states[1])
+    assert torch.equal(torch.random.get_rng_state(), states[2])
+    assert (tmp_path / "run" / "train.log").read_text()  # the run's log was written meanwhile

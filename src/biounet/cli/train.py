@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--steps", type=int, help="optimiser steps")
     run.add_argument("--epochs", type=float, help="instead of --steps: passes over the training pixels")
     run.add_argument("--max-minutes", type=float, metavar="N",
-                     help="wall-clock budget; stops in time with a checkpoint")
+                     help="wall-clock budget; stops in time with a checkpoint (without --steps/--epochs the only end)")
     run.add_argument("--tile-size", metavar="N[xN]", help="input tile in pixels (raised to a valid size)")
     run.add_argument("--batch-size", type=int, help="tiles per step")
     run.add_argument("--lr", type=float, help="peak learning rate")
@@ -215,6 +214,8 @@ def build_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
 
     file_layer = read_config_file(args.config) if args.config else {}
     flags = cli_layer(args)
+    if "max_minutes" in flags and not {"steps", "epochs"} & (set(flags) | set(file_layer)):
+        flags["steps"] = None  # a time budget alone is the only end (the recipe's 3,000 steps would end it first)
     recipe_name = args.recipe or file_layer.get("recipe") or "default"
     preset_name = args.preset or ("dsb2018" if args.dsb else None) or file_layer.get("data", {}).get("preset")
     layers = recipe(recipe_name)
@@ -242,10 +243,17 @@ def resume_config(args: argparse.Namespace, run_dir: Path) -> Any:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    """Train with biounet's messages on stderr (restored afterwards: the command may run in-process)."""
+    from biounet.runtime import console_logging
+
+    with console_logging(args.quiet):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from biounet.training.config import ConfigError
     from biounet.training.trainer import clear_run_dir, train
 
-    _setup_logging(args.quiet)
     run_dir = Path(args.out)
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
@@ -267,17 +275,6 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"trained {result.steps} steps ({result.stopped_by}){summary}; model: {run_dir / 'model.safetensors'}")
     print(f"segment images with: biounet predict {run_dir} IMAGES... --out OUT_DIR")
     return 0
-
-
-def _setup_logging(quiet: bool) -> None:
-    logger = logging.getLogger("biounet")
-    if not any(getattr(h, "_biounet_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("biounet: %(message)s"))
-        handler._biounet_cli = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
 
 
 def _ints(text: str | None, flag: str) -> list[int] | None:

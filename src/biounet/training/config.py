@@ -81,8 +81,8 @@ class LossConfig:
         name: ``"wce"`` (the paper: cross-entropy weighted per pixel by the eq.-2 weight map), ``"ce"``,
             ``"dice"`` or ``"dice_ce"`` (Dice + cross-entropy, the CE part weighted like ``"wce"``).
         w0, sigma: the weight map's border term: ``w0 * exp(-(d1 + d2)^2 / (2 sigma^2))``, sigma in pixels
-            (paper: 10 and 5).
-        class_balance: include the class-frequency term ``w_c`` of eq. 2.
+            (default 25 and 5; paper: 10 and 5).
+        class_balance: include the class-frequency term ``w_c`` of eq. 2 (default off, the paper on).
         dice_weight: weight of the Dice term in ``"dice_ce"``.
         cldice: weight of a clDice term added to the loss (0: none): ``1 - clDice`` of the thin
             structure class, which penalises gaps in it and spurious pieces of it
@@ -93,9 +93,9 @@ class LossConfig:
     """
 
     name: LossName = "wce"
-    w0: float = 10.0
+    w0: float = 25.0
     sigma: float = 5.0
-    class_balance: bool = True
+    class_balance: bool = False
     dice_weight: float = 1.0
     cldice: float = 0.0
     cldice_class: int | None = None
@@ -139,11 +139,11 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     schedule: Schedule = "cosine"
-    warmup_steps: int = 0
+    warmup_steps: int = 100
     min_lr_ratio: float = 0.01
     poly_power: float = 0.9
     grad_clip: float | None = None
-    ema: float | None = None
+    ema: float | None = 0.99
 
     def __post_init__(self) -> None:
         if self.ema is not None and not 0.0 < self.ema < 1.0:
@@ -156,13 +156,23 @@ class OptimConfig:
             raise ConfigError(f"optim.lr must be positive, not {self.lr}")
 
 
+#: The default recipe's network, where it differs from :class:`UNetConfig` (the paper's network).
+DEFAULT_MODEL: dict[str, Any] = {"base_channels": 32, "padding": "same", "norm": "batch", "dropout": 0.1}
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; saved as ``RUN_DIR/config.json``.
 
+    The defaults of this class and of its sections are the default recipe, except its fit to the
+    machine (:func:`biounet.training.recipes.default_for_this_machine`, applied by ``recipe("default")``):
+    ``TrainConfig()`` is the default recipe as on a GPU or a CPU with bfloat16. The paper's recipe is a
+    set of overrides (:data:`biounet.training.recipes.RECIPES`).
+
     Attributes:
         recipe: name of the recipe the defaults came from (``"default"`` or ``"paper"``).
-        model: the network (``in_channels`` and ``num_classes`` are set from the data).
+        model: the network (``in_channels`` and ``num_classes`` are set from the data); by default
+            :class:`UNetConfig` with :data:`DEFAULT_MODEL`.
         data, augmentation, loss, optim: see their classes.
         tile_shape: spatial shape of the input tile in pixels (one value: the same on every axis); an
             invalid size for a valid-padded network is raised to the next valid one.
@@ -184,13 +194,13 @@ class TrainConfig:
     """
 
     recipe: str = "default"
-    model: UNetConfig = field(default_factory=UNetConfig)
+    model: UNetConfig = field(default_factory=lambda: UNetConfig(**DEFAULT_MODEL))
     data: DataConfig = field(default_factory=DataConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    tile_shape: list[int] = field(default_factory=lambda: [316])
-    batch_size: int = 2
+    tile_shape: list[int] = field(default_factory=lambda: [256])
+    batch_size: int = 4
     steps: int | None = 3000
     epochs: float | None = None
     max_minutes: float | None = None
@@ -249,7 +259,7 @@ class TrainConfig:
         data = dict(data)
         try:
             sections = {
-                "model": _build(UNetConfig, data.pop("model", {}), f"{where}: model"),
+                "model": _build(UNetConfig, {**DEFAULT_MODEL, **(data.pop("model", None) or {})}, f"{where}: model"),
                 "data": _build_data(data.pop("data", {}), f"{where}: data"),
                 "augmentation": _build(AugmentationConfig, data.pop("augmentation", {}), f"{where}: augmentation"),
                 "loss": _build(LossConfig, data.pop("loss", {}), f"{where}: loss"),

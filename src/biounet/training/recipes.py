@@ -17,7 +17,8 @@ Recipes:
   a CPU that computes in float32 only (no CUDA, no AVX-512 BF16 or AMX) the width and learning rate are
   fitted to the machine (:data:`FLOAT32_CPU_DEFAULT`: 16..256 channels at lr 3e-3), because there a step
   of 4 x 256 px tiles takes 4.1 s at 32 channels and 1.1 s at 16. Every run measured, with its command
-  and machine: ``docs/recipes.md``.
+  and machine: ``docs/recipes.md``. These values are the defaults of
+  :class:`~biounet.training.config.TrainConfig`; the fit to the machine is applied here, by :func:`recipe`.
 * ``"paper"``: Ronneberger et al. 2015 as published: 64..1024 channels, unpadded convolutions, no
   normalisation, dropout 0.5, He initialisation; one 572x572 tile a step, SGD with momentum 0.99; the eq.-2
   weighted cross-entropy with class balance (w0 = 10, sigma = 5 px); elastic deformation on a 3x3 grid
@@ -37,34 +38,21 @@ from typing import Any
 
 from biounet.training.config import ConfigError, merge
 
+#: Each recipe as overrides of :class:`~biounet.training.config.TrainConfig`'s defaults, which are the
+#: default recipe (fitted to the machine by :func:`default_for_this_machine`).
 RECIPES: dict[str, dict[str, Any]] = {
-    "default": {
-        "recipe": "default",
-        "model": {"depth": 4, "base_channels": 32, "padding": "same", "norm": "batch", "dropout": 0.1},
-        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 100,
-                  "ema": 0.99},
-        "loss": {"name": "wce", "w0": 25.0, "sigma": 5.0, "class_balance": False},
-        "augmentation": {"elastic": True, "rotate": True, "rotate90": True, "flip": True},
-        "tile_shape": [256],
-        "batch_size": 4,
-        "steps": 3000,
-        "val_every": 250,
-        "precision": "auto",
-    },
+    "default": {"recipe": "default"},
     "paper": {
         "recipe": "paper",
-        "model": {"depth": 4, "base_channels": 64, "padding": "valid", "norm": None, "dropout": 0.5,
-                  "upsampling": "transposed"},
+        "model": {"base_channels": 64, "padding": "valid", "norm": None, "dropout": 0.5},
         "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.99, "weight_decay": 0.0, "schedule": "constant",
-                  "warmup_steps": 0},
-        "loss": {"name": "wce", "w0": 10.0, "sigma": 5.0, "class_balance": True},
-        "augmentation": {"elastic": True, "elastic_grid": 3, "elastic_std": 10.0, "rotate": True,
-                         "rotate90": True, "flip": True},
+                  "warmup_steps": 0, "ema": None},
+        "loss": {"w0": 10.0, "sigma": 5.0, "class_balance": True},
+        "augmentation": {"elastic": True, "elastic_grid": 3, "elastic_std": 10.0},
         "tile_shape": [572],
         "batch_size": 1,
         "steps": 10000,
         "val_every": 500,
-        "precision": "auto",
     },
 }
 

@@ -1,5 +1,7 @@
 """The end-of-training report: ``RUN_DIR/report/report.html`` via :func:`biounet.report.write_report`.
 
+It reads a :class:`~biounet.training.summary.TrainingSummary` that the trainer builds, not the trainer.
+
 It shows the first validation image as input / ground truth / prediction / instances (from the
 last validation, i.e. the final weights), the validation metrics per image and the best ones, the
 timings, the training curves and the configuration.
@@ -8,17 +10,15 @@ timings, the training curves and the configuration.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from biounet.data.readers import Sample
 from biounet.data.targets import TargetConfig
 from biounet.report import OverlayPanel, Report, write_report
-
-if TYPE_CHECKING:  # pragma: no cover
-    from biounet.training.trainer import Trainer
-    from biounet.training.validation import ValidationResult
+from biounet.training.summary import TrainingSummary
+from biounet.training.validation import ValidationResult
 
 
 def overlay_panel(sample: Sample, result: ValidationResult, target: TargetConfig, step: int) -> OverlayPanel:
@@ -42,41 +42,39 @@ def overlay_panel(sample: Sample, result: ValidationResult, target: TargetConfig
     )
 
 
-def write_training_report(trainer: Trainer, seconds: float) -> Path:
-    """Write ``trainer.run_dir/report/report.html`` for a finished run; returns its path."""
-    config = trainer.config
-    result = trainer.last_validation
+def write_training_report(summary: TrainingSummary) -> Path:
+    """Write ``summary.run_dir/report/report.html`` for a finished run; returns its path."""
+    result, best, rows = summary.last_validation, summary.best, summary.history
     panels, metrics = [], []
-    if result is not None and trainer.val_samples and result.probabilities is not None:
-        panels.append(overlay_panel(trainer.val_samples[0], result, config.data.target, trainer.step))
-        metrics = [{"image": s.name, **row} for s, row in zip(trainer.val_samples, result.per_image)]
-        metrics.append({"image": f"mean (step {trainer.step})", **result.metrics})
-    if trainer.best:
-        metrics.append({"image": f"best (step {trainer.best['step']})", **trainer.best["metrics"]})
-    rates = [row["steps_per_s"] for row in trainer.history.rows if isinstance(row.get("steps_per_s"), (int, float))]
-    validation_time = sum(row.get("validation_s", 0.0) for row in trainer.history.rows)
-    timings: dict[str, float] = {"run (training + validation)": seconds, "validation (all)": validation_time}
+    if result is not None and summary.val_samples and result.probabilities is not None:
+        panels.append(overlay_panel(summary.val_samples[0], result, summary.target, summary.steps))
+        metrics = [{"image": s.name, **row} for s, row in zip(summary.val_samples, result.per_image)]
+        metrics.append({"image": f"mean (step {summary.steps})", **result.metrics})
+    if best:
+        metrics.append({"image": f"best (step {best['step']})", **best["metrics"]})
+    rates = [row["steps_per_s"] for row in rows if isinstance(row.get("steps_per_s"), (int, float))]
+    validation_time = sum(row.get("validation_s", 0.0) for row in rows)
+    timings: dict[str, float] = {"run (training + validation)": summary.seconds, "validation (all)": validation_time}
     if rates:
         timings["seconds per step (median)"] = 1.0 / float(np.median(rates))
-    notes = list(trainer.train_data.notes)
+    notes = list(summary.data_notes)
     notes.append(
-        f"{trainer.step} steps; {len(trainer.train_data.samples)} training and {len(trainer.val_samples)} "
-        f"validation images; tile {'x'.join(map(str, trainer.input_shape))} -> "
-        f"{'x'.join(map(str, trainer.output_shape))}; {trainer.device.type} {trainer.precision}"
+        f"{summary.steps} steps; {summary.train_images} training and {len(summary.val_samples)} "
+        f"validation images; tile {'x'.join(map(str, summary.input_shape))} -> "
+        f"{'x'.join(map(str, summary.output_shape))}; {summary.device} {summary.precision}"
     )
-    if trainer.best:
-        notes.append(f"best {trainer.best['metric']} {trainer.best['value']:.4f} at step {trainer.best['step']} "
-                     "(RUN_DIR/model.safetensors)")
+    if best:
+        notes.append(f"best {best['metric']} {best['value']:.4f} at step {best['step']} (RUN_DIR/model.safetensors)")
     history: list[dict[str, Any]] = [{k: v for k, v in row.items() if k not in ("kind", "elapsed_s",
                                                                                  "steps_per_s", "validation_s")}
-                                     for row in trainer.history.rows]
+                                     for row in rows]
     report = Report(
-        title=f"biounet training: {trainer.run_dir.name}",
+        title=f"biounet training: {summary.run_dir.name}",
         history=history,
         panels=panels,
         metrics=metrics,
         timings=timings,
-        config=config.to_dict(),
+        config=summary.config,
         notes=notes,
     )
-    return write_report(trainer.run_dir / "report", report)
+    return write_report(summary.run_dir / "report", report)

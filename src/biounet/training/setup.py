@@ -1,0 +1,149 @@
+"""Everything a run is built from before its first step: :class:`RunSetup` and :func:`build_run`.
+
+The order of :func:`build_run` is part of reproducibility: the global generators of ``torch`` and
+``random`` are seeded with ``config.seed`` after the data and weight maps are ready and just before the
+network is created, so the same seed gives the same initial weights, dropout and augmentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biounet import runtime
+from biounet.augmentation import Augmenter
+from biounet.data.dataset import TileSampler
+from biounet.data.readers import Sample, TrainingData
+from biounet.losses import build_loss
+from biounet.model import UNet, UNetConfig, sizes
+from biounet.training.averaging import build_weight_average
+from biounet.training.config import ConfigError, TrainConfig
+from biounet.training.data import load_training_data
+from biounet.training.weights import attach_weight_maps
+
+log = logging.getLogger("biounet.train")
+
+
+@dataclass
+class RunSetup:
+    """The parts of a run, built once by :func:`build_run`.
+
+    Attributes:
+        device, precision: where and how it trains (``"fp32"``, ``"bf16"``, ``"fp16"``).
+        train_data, val_samples: the training images (with their weight maps) and the validation images.
+        model_config: the network, with channels and classes from the data.
+        input_shape, output_shape: the tile in and out, pixels per spatial axis.
+        total_steps: the steps the run makes at most (``None``: until the time budget is spent).
+        model: the trained network; ``average``: the moving average of its weights (``optim.ema``) or ``None``.
+        memory_format: the tensors' memory format (channels_last on the fast paths).
+        optimizer, criterion, scaler: the optimiser, the loss and the fp16 loss scaler (disabled otherwise).
+        sampler: draws the augmented training tiles.
+    """
+
+    device: torch.device
+    precision: str
+    train_data: TrainingData
+    val_samples: list[Sample]
+    model_config: UNetConfig
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    total_steps: int | None
+    model: torch.nn.Module
+    average: torch.optim.swa_utils.AveragedModel | None
+    memory_format: torch.memory_format
+    optimizer: torch.optim.Optimizer
+    criterion: torch.nn.Module
+    scaler: torch.amp.GradScaler
+    sampler: TileSampler
+
+
+def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
+    """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler."""
+    device = runtime.resolve_device(config.device)
+    precision = runtime.resolve_precision(config.precision, device)
+    train_data, val_samples = load_training_data(config)
+    target = config.data.target
+    model_config = config.model.replace(in_channels=train_data.in_channels, num_classes=target.num_classes)
+    input_shape = tile_shape(config, model_config)
+    output_shape = sizes.output_shape(model_config, input_shape)
+    if config.loss.uses_weight_map:
+        started = time.perf_counter()
+        attach_weight_maps(train_data.samples, config, run_dir / "cache" if config.data.cache_weights else None)
+        log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma}) ready in "
+                 f"{time.perf_counter() - started:.1f} s")
+    total = total_steps(config, train_data, output_shape)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    memory_format = runtime.memory_format(precision, device, model_config.spatial_dims)
+    model = UNet(model_config).to(device).to(memory_format=memory_format)
+    optimizer = build_optimizer(config, model)
+    average = build_weight_average(model, config.optim.ema) if config.optim.ema else None
+    criterion = build_criterion(config)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    sampler = TileSampler(
+        train_data.samples,
+        model_config,
+        input_shape,
+        Augmenter(config.augmentation, model_config.spatial_dims),
+        foreground_prob=config.data.foreground_prob,
+        focus_classes=target.focus_classes,
+        use_weights=config.loss.uses_weight_map,
+    )
+    return RunSetup(
+        device=device, precision=precision, train_data=train_data, val_samples=val_samples,
+        model_config=model_config, input_shape=input_shape, output_shape=output_shape, total_steps=total,
+        model=model, average=average, memory_format=memory_format, optimizer=optimizer, criterion=criterion,
+        scaler=scaler, sampler=sampler,
+    )
+
+
+def tile_shape(config: TrainConfig, model_config: UNetConfig) -> tuple[int, ...]:
+    """``config.tile_shape`` per axis, raised to the next size the network takes (valid padding)."""
+    wanted = config.spatial_tile()
+    if sizes.is_valid_input_shape(model_config, wanted):
+        return wanted
+    shape = sizes.valid_input_shape(model_config, wanted)
+    log.info(f"tile {'x'.join(map(str, wanted))} is not valid for this network: using {'x'.join(map(str, shape))}")
+    return shape
+
+
+def total_steps(config: TrainConfig, train_data: TrainingData, output_shape: tuple[int, ...]) -> int | None:
+    """``config.steps``, or the steps of ``config.epochs`` passes of output tiles over the training pixels."""
+    if config.epochs is not None:
+        pixels = sum(math.prod(s.spatial_shape) for s in train_data.samples)
+        per_step = config.batch_size * math.prod(output_shape)
+        return max(1, math.ceil(config.epochs * pixels / per_step))
+    return config.steps
+
+
+def build_criterion(config: TrainConfig) -> torch.nn.Module:
+    """The loss of ``config.loss`` (:class:`biounet.losses.SegmentationLoss`), clDice class from the target."""
+    loss = config.loss
+    options: dict[str, Any] = {"dice_weight": loss.dice_weight} if loss.name == "dice_ce" else {}
+    if loss.cldice > 0:
+        target = config.data.target
+        structure = loss.cldice_class if loss.cldice_class is not None else target.structure_class
+        if not 0 <= structure < target.num_classes:
+            raise ConfigError(f"loss.cldice_class must be a class 0..{target.num_classes - 1}, not {structure}")
+        options.update(cldice_weight=loss.cldice, cldice_class=structure, cldice_iterations=loss.cldice_iterations)
+    return build_loss(loss.name, **options)
+
+
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD (with ``optim.momentum``) or AdamW (``optim.momentum`` as beta1) at the peak learning rate."""
+    optim = config.optim
+    if optim.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=optim.lr, momentum=optim.momentum,
+                               weight_decay=optim.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(optim.momentum, 0.999),
+                             weight_decay=optim.weight_decay)
+
+
+__all__ = ["RunSetup", "build_criterion", "build_optimizer", "build_run", "tile_shape", "total_steps"]
