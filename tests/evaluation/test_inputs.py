@@ -63,3 +63,26 @@ def test_probabilities_and_ground_truth():
     assert ground_truth_labels(label, "semantic", path).tolist() == [[1, 0, 1]]
     with pytest.raises(DataError, match="instance ids"):
         ground_truth_labels(np.array([0.0, 0.5, 1.0]), "instances", path)
+
+
+@pytest.mark.parametrize("task", ["isbi", "instances", "semantic"])
+def test_negative_ground_truth_labels_are_refused(task):
+    labels = np.zeros((8, 8), np.int16)
+    labels[:4] = 3
+    labels[6:, 6:] = -5
+    with pytest.raises(DataError, match=r"gt.tif: 4 pixels of this ground truth have negative values \(lowest -5\)"):
+        ground_truth_labels(labels, task, Path("gt.tif"))
+
+
+def test_negative_predicted_labels_are_refused_by_the_scorer(tmp_path):
+    from biounet.evaluation.scoring import score_files
+    from biounet.io.images import write_image
+
+    truth = np.zeros((16, 16), np.int32)
+    truth[2:8, 2:8] = 1
+    pred = truth.copy()
+    pred[10:, 10:] = -2
+    write_image(tmp_path / "gt.tif", truth)
+    write_image(tmp_path / "pred.tif", pred)
+    with pytest.raises(DataError, match="pred.tif: 36 pixels of this prediction have negative values"):
+        score_files("a", tmp_path / "pred.tif", tmp_path / "gt.tif", task="instances", thresholds=(0.5,))

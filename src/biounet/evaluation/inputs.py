@@ -107,14 +107,29 @@ def ground_truth_labels(array: np.ndarray, task: str, path: Path) -> np.ndarray:
         array = array != 0
     if array.dtype.kind not in "uib":
         raise DataError(f"{path}: unsupported pixel type {array.dtype}")
+    check_no_negative_labels(array, path, "ground truth")
     if is_binary(array):
         mask = array != 0
         return mask.astype(np.int32) if task == "semantic" else label_components(mask)
     return array
 
 
+def check_no_negative_labels(array: np.ndarray, path: Path, what: str) -> None:
+    """Refuse label maps with negative values: ids and classes are >= 0 (0 = background).
+
+    A negative region would otherwise be scored as one more object (or a class "-5"), silently.
+    """
+    if array.dtype.kind == "i" and array.size and array.min() < 0:
+        count = int(np.count_nonzero(array < 0))
+        raise DataError(
+            f"{path}: {count} pixel{'s' if count != 1 else ''} of this {what} have negative values "
+            f"(lowest {int(array.min())}); labels must be 0 (background) or positive ids"
+        )
+
+
 __all__ = [
     "as_probability",
+    "check_no_negative_labels",
     "class_probabilities_to_map",
     "ground_truth_labels",
     "read_plane_image",

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from biounet.errors import DataError
-from biounet.evaluation.inputs import as_probability, class_probabilities_to_map, ground_truth_labels, read_plane_image
+from biounet.evaluation.inputs import (
+    as_probability,
+    check_no_negative_labels,
+    class_probabilities_to_map,
+    ground_truth_labels,
+    read_plane_image,
+)
 from biounet.evaluation.tasks import TASK_METRICS, TASK_SELECTOR, prediction_kind
 from biounet.metrics import names
 
@@ -144,6 +150,8 @@ def score_files(
         raise DataError(f"{pred_path} has shape {pred.shape} but {gt_path} has shape {gt.shape}")
     kind = prediction_kind(pred, task, pred_kind, pred_path)
     gt_labels = ground_truth_labels(gt, task, gt_path)
+    if kind == "labels":
+        check_no_negative_labels(pred, pred_path, "prediction")
     if kind == "binary" and task != "semantic":
         pred = pred != 0
     elif kind == "binary":
