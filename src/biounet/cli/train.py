@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from biounet.cli import options
 
 DESCRIPTION = """\
 Train a U-Net on your annotated images and write everything 'biounet predict' needs into RUN_DIR.
@@ -76,6 +80,121 @@ RESUMABLE_KEYS = {"steps", "epochs", "max_minutes", "device", "num_threads", "va
                   "checkpoint_minutes", "log_every", "val_batch_size"}
 
 
+@dataclass(frozen=True)
+class Flag:
+    """One ``biounet train`` option: its argparse spelling and the configuration key it sets.
+
+    ``key`` is the dotted :class:`~biounet.training.config.TrainConfig` key (``None``: the option steers the
+    command rather than setting a value); ``convert`` turns the parsed value into the configuration value.
+    """
+
+    flag: str
+    key: str | None
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: Sequence[Any] | None = None
+    metavar: str | None = None
+    action: str | None = None
+    convert: Callable[[Any], Any] | None = None
+    required: bool = False
+
+    def add_to(self, group: Any) -> None:
+        given = {"type": self.type, "choices": self.choices, "metavar": self.metavar, "action": self.action}
+        given = {k: v for k, v in given.items() if v is not None}
+        group.add_argument(self.flag, help=self.help, **given, **({"required": True} if self.required else {}))
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"takes whole numbers separated by commas, not {text!r}") from error
+
+
+#: Every option of ``biounet train``, by help group, in the order ``--help`` shows them.
+FLAGS: dict[str, tuple[Flag, ...]] = {
+    "data": (
+        Flag("--images", "data.images", "folder of training images", metavar="DIR"),
+        Flag("--masks", "data.masks", "folder of masks, one per image (same names)", metavar="DIR"),
+        Flag("--dsb", None, "a DSB 2018 folder (<id>/images, <id>/masks); means --preset dsb2018", metavar="DIR"),
+        Flag("--preset", None, "conventions of a public dataset", choices=["isbi2012", "dsb2018"]),
+        Flag("--target", "data.target.kind", "what the masks hold (default semantic)",
+             choices=["semantic", "instances"]),
+        Flag("--instance-style", "data.target.style",
+             "instances: separate touching objects (3 classes) or membranes/cells (2 classes)",
+             choices=["touching", "membrane"]),
+        Flag("--classes", "data.target.classes", "semantic: the mask value of each class, e.g. 0,128,255",
+             type=_classes, metavar="V,V,..."),
+        Flag("--class-names", "data.target.class_names", "one name per class (for reports)", type=_names,
+             metavar="NAME,..."),
+        Flag("--boundary-width", "data.target.boundary_width", "instances: boundary width in pixels (1)", type=int,
+             metavar="PX"),
+        Flag("--membrane-value", "data.target.membrane_value", "membrane style: mask value of membrane (0)",
+             type=int, metavar="V"),
+        Flag("--dims", "model.spatial_dims", "2D or 3D network (default 2)", type=int, choices=[2, 3]),
+        Flag("--val-images", "data.val_images", "separate validation images (same layout)", metavar="DIR"),
+        Flag("--val-masks", "data.val_masks", "masks of the validation images", metavar="DIR"),
+        Flag("--val-split", "data.val_split", "fraction held out for validation (0.2)", type=float, metavar="F"),
+        Flag("--val-names", "data.val_names", "names (file stems / DSB ids) of validation images", type=_names,
+             metavar="NAME,..."),
+        Flag("--foreground-prob", "data.foreground_prob",
+             "probability of centring a tile on an object/boundary/membrane pixel (0)", type=float, metavar="P"),
+        Flag("--normalization", "data.normalization.method", "intensity normalisation (percentile 1-99.8 per image)",
+             choices=["percentile", "minmax", "zscore", "none"]),
+    ),
+    "recipe and configuration": (
+        Flag("--config", None, "YAML/TOML/JSON configuration (sections as in config.json)", metavar="FILE"),
+        Flag("--recipe", None, "how to train (default: default)", choices=["default", "paper"]),
+        Flag("--set", None, "set any configuration key, e.g. optim.weight_decay=0 (repeatable)", action="append",
+             metavar="KEY=VALUE"),
+    ),
+    "network": (
+        Flag("--depth", "model.depth", "poolings (4 in the paper)", type=int),
+        Flag("--base-channels", "model.base_channels", "channels of the first level (64 in the paper)", type=int),
+        Flag("--padding", "model.padding", "valid (the paper) or same", choices=["valid", "same"]),
+        Flag("--norm", "model.norm", "normalisation layers", choices=["none", "batch", "instance", "group"],
+             convert=lambda norm: None if norm == "none" else norm),
+        Flag("--dropout", "model.dropout", "dropout at the bottleneck", type=float),
+    ),
+    "training": (
+        Flag("--out", None, "run directory (created)", metavar="RUN_DIR", required=True),
+        Flag("--steps", "steps", "optimiser steps", type=int),
+        Flag("--epochs", "epochs", "instead of --steps: passes over the training pixels", type=float),
+        Flag("--max-minutes", "max_minutes",
+             "wall-clock budget; stops in time with a checkpoint (without --steps/--epochs the only end)",
+             type=float, metavar="N"),
+        Flag("--tile-size", "tile_shape", "input tile in pixels, N or N,N (raised to a valid size)",
+             type=options.tile_size, metavar="N[,N]", convert=lambda n: [n] if isinstance(n, int) else list(n)),
+        Flag("--batch-size", "batch_size", "tiles per step", type=int),
+        Flag("--lr", "optim.lr", "peak learning rate", type=float),
+        Flag("--optimizer", "optim.name", "optimiser", choices=["sgd", "adamw"]),
+        Flag("--schedule", "optim.schedule", "learning-rate schedule", choices=["cosine", "poly", "constant"]),
+        Flag("--loss", "loss.name", "loss (wce: the paper's weighted CE)", choices=["wce", "ce", "dice", "dice_ce"]),
+        Flag("--val-every", "val_every", "validate and checkpoint every N steps", type=int, metavar="N"),
+        Flag("--checkpoint-every", "checkpoint_every", "also checkpoint every N steps", type=int, metavar="N"),
+        Flag("--seed", "seed", "random seed (same seed, same run)", type=int),
+        Flag("--resume", None, "continue the run in RUN_DIR from its last checkpoint", action="store_true"),
+        Flag("--overwrite", None, "start again in a RUN_DIR that holds a run", action="store_true"),
+    ),
+    "runtime": (
+        Flag("--precision", "precision", "auto: bf16 on CPUs with AVX-512 BF16/AMX and on GPUs, else fp32",
+             choices=["auto", "fp32", "bf16", "fp16"]),
+        Flag("--device", "device", "auto, cpu, cuda, cuda:1, ..."),
+        Flag("--threads", "num_threads", "PyTorch CPU threads", type=int),
+        Flag("--no-progress", None, "no progress bar", action="store_true"),
+        Flag("--quiet", None, "only warnings and errors", action="store_true"),
+    ),
+}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -83,77 +202,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--images", metavar="DIR", help="folder of training images")
-    data.add_argument("--masks", metavar="DIR", help="folder of masks, one per image (same names)")
-    data.add_argument("--dsb", metavar="DIR",
-                      help="a DSB 2018 folder (<id>/images, <id>/masks); means --preset dsb2018")
-    data.add_argument("--preset", choices=["isbi2012", "dsb2018"], help="conventions of a public dataset")
-    data.add_argument("--target", choices=["semantic", "instances"], help="what the masks hold (default semantic)")
-    data.add_argument("--instance-style", choices=["touching", "membrane"],
-                      help="instances: separate touching objects (3 classes) or membranes/cells (2 classes)")
-    data.add_argument("--classes", metavar="V,V,...", help="semantic: the mask value of each class, e.g. 0,128,255")
-    data.add_argument("--class-names", metavar="NAME,...", help="one name per class (for reports)")
-    data.add_argument("--boundary-width", type=int, metavar="PX", help="instances: boundary width in pixels (1)")
-    data.add_argument("--membrane-value", type=int, metavar="V", help="membrane style: mask value of membrane (0)")
-    data.add_argument("--dims", type=int, choices=[2, 3], help="2D or 3D network (default 2)")
-    data.add_argument("--val-images", metavar="DIR", help="separate validation images (same layout)")
-    data.add_argument("--val-masks", metavar="DIR", help="masks of the validation images")
-    data.add_argument("--val-split", type=float, metavar="F", help="fraction held out for validation (0.2)")
-    data.add_argument("--val-names", metavar="NAME,...", help="names (file stems / DSB ids) of validation images")
-    data.add_argument("--foreground-prob", type=float, metavar="P",
-                      help="probability of centring a tile on an object/boundary/membrane pixel (0)")
-    data.add_argument("--normalization", choices=["percentile", "minmax", "zscore", "none"],
-                      help="intensity normalisation (percentile 1-99.8 per image)")
-
-    how = parser.add_argument_group("recipe and configuration")
-    how.add_argument("--config", metavar="FILE", help="YAML/TOML/JSON configuration (sections as in config.json)")
-    how.add_argument("--recipe", choices=["default", "paper"], help="how to train (default: default)")
-    how.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="set any configuration key, e.g. optim.weight_decay=0 (repeatable)")
-
-    model = parser.add_argument_group("network")
-    model.add_argument("--depth", type=int, help="poolings (4 in the paper)")
-    model.add_argument("--base-channels", type=int, help="channels of the first level (64 in the paper)")
-    model.add_argument("--padding", choices=["valid", "same"], help="valid (the paper) or same")
-    model.add_argument("--norm", choices=["none", "batch", "instance", "group"], help="normalisation layers")
-    model.add_argument("--dropout", type=float, help="dropout at the bottleneck")
-
-    run = parser.add_argument_group("training")
-    run.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created)")
-    run.add_argument("--steps", type=int, help="optimiser steps")
-    run.add_argument("--epochs", type=float, help="instead of --steps: passes over the training pixels")
-    run.add_argument("--max-minutes", type=float, metavar="N",
-                     help="wall-clock budget; stops in time with a checkpoint (without --steps/--epochs the only end)")
-    run.add_argument("--tile-size", metavar="N[xN]", help="input tile in pixels (raised to a valid size)")
-    run.add_argument("--batch-size", type=int, help="tiles per step")
-    run.add_argument("--lr", type=float, help="peak learning rate")
-    run.add_argument("--optimizer", choices=["sgd", "adamw"], help="optimiser")
-    run.add_argument("--schedule", choices=["cosine", "poly", "constant"], help="learning-rate schedule")
-    run.add_argument("--loss", choices=["wce", "ce", "dice", "dice_ce"], help="loss (wce: the paper's weighted CE)")
-    run.add_argument("--val-every", type=int, metavar="N", help="validate and checkpoint every N steps")
-    run.add_argument("--checkpoint-every", type=int, metavar="N", help="also checkpoint every N steps")
-    run.add_argument("--seed", type=int, help="random seed (same seed, same run)")
-    run.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
-    run.add_argument("--overwrite", action="store_true", help="start again in a RUN_DIR that holds a run")
-
-    runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                         help="auto: bf16 on CPUs with AVX-512 BF16/AMX and on GPUs, else fp32")
-    runtime.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
-    runtime.add_argument("--threads", type=int, help="PyTorch CPU threads")
-    runtime.add_argument("--no-progress", action="store_true", help="no progress bar")
-    runtime.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    parser.set_defaults(func=run_command)
+    for title, flags in FLAGS.items():
+        group = parser.add_argument_group(title)
+        for flag in flags:
+            flag.add_to(group)
+    parser.set_defaults(func=run_command, set=[])
 
 
 def cli_layer(args: argparse.Namespace) -> dict[str, Any]:
-    """The configuration layer given by the flags (only those given)."""
+    """The configuration layer given by the flags (only those given), then the ``--set`` assignments."""
     layer: dict[str, Any] = {}
 
     def put(path: str, value: Any) -> None:
-        if value is None:
-            return
         node = layer
         *parents, key = path.split(".")
         for parent in parents:
@@ -163,42 +223,10 @@ def cli_layer(args: argparse.Namespace) -> dict[str, Any]:
     if args.dsb:
         put("data.images", args.dsb)
         put("data.layout", "dsb")
-    put("data.images", args.images)
-    put("data.masks", args.masks)
-    put("data.target.kind", args.target)
-    put("data.target.style", args.instance_style)
-    put("data.target.classes", _ints(args.classes, "--classes"))
-    put("data.target.class_names", _names(args.class_names))
-    put("data.target.boundary_width", args.boundary_width)
-    put("data.target.membrane_value", args.membrane_value)
-    put("data.val_images", args.val_images)
-    put("data.val_masks", args.val_masks)
-    put("data.val_split", args.val_split)
-    put("data.val_names", _names(args.val_names))
-    put("data.foreground_prob", args.foreground_prob)
-    put("data.normalization.method", args.normalization)
-    put("model.spatial_dims", args.dims)
-    put("model.depth", args.depth)
-    put("model.base_channels", args.base_channels)
-    put("model.padding", args.padding)
-    if args.norm is not None:
-        layer.setdefault("model", {})["norm"] = None if args.norm == "none" else args.norm
-    put("model.dropout", args.dropout)
-    put("steps", args.steps)
-    put("epochs", args.epochs)
-    put("max_minutes", args.max_minutes)
-    put("tile_shape", _tile(args.tile_size))
-    put("batch_size", args.batch_size)
-    put("optim.lr", args.lr)
-    put("optim.name", args.optimizer)
-    put("optim.schedule", args.schedule)
-    put("loss.name", args.loss)
-    put("val_every", args.val_every)
-    put("checkpoint_every", args.checkpoint_every)
-    put("seed", args.seed)
-    put("precision", args.precision)
-    put("device", args.device)
-    put("num_threads", args.threads)
+    for flag in (flag for flags in FLAGS.values() for flag in flags if flag.key):
+        value = getattr(args, flag.dest)
+        if value is not None:
+            put(flag.key, flag.convert(value) if flag.convert else value)
     if args.epochs is not None and args.steps is None:
         layer["steps"] = None
     for item in args.set:
@@ -275,32 +303,6 @@ def _run(args: argparse.Namespace) -> int:
     print(f"trained {result.steps} steps ({result.stopped_by}){summary}; model: {run_dir / 'model.safetensors'}")
     print(f"segment images with: biounet predict {run_dir} IMAGES... --out OUT_DIR")
     return 0
-
-
-def _ints(text: str | None, flag: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError as error:
-        from biounet.training.config import ConfigError
-
-        raise ConfigError(f"{flag} takes whole numbers separated by commas, not {text!r}") from error
-
-
-def _names(text: str | None) -> list[str] | None:
-    return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
-
-
-def _tile(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.lower().replace(",", "x").split("x") if v]
-    except ValueError as error:
-        from biounet.training.config import ConfigError
-
-        raise ConfigError(f"--tile-size takes N or NxN (pixels), not {text!r}") from error
 
 
 def _assignment(item: str) -> tuple[str, Any]:

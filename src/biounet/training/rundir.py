@@ -1,4 +1,20 @@
-"""The run directory: started, cleared for ``--overwrite``, and its ``train.log``."""
+"""The run directory: started, cleared for ``--overwrite``, and its ``train.log``.
+
+A run directory holds::
+
+    RUN_DIR/model.safetensors, model.json   the best model so far (by the validation metric), with the
+                                            pipeline that ``biounet predict RUN_DIR`` needs
+    RUN_DIR/last.safetensors, last.json     the model of the last checkpoint
+                                            (both: the moving average of the weights when the run keeps
+                                            one, ``optim.ema``, as the default recipe does)
+    RUN_DIR/config.json                     the full configuration (+ config.source.* as given)
+    RUN_DIR/state/                          everything to resume exactly (see biounet.training.state)
+    RUN_DIR/history.csv, history.json       loss, learning rate, rate and validation metrics per step
+    RUN_DIR/training_curve.png              the same as a figure
+    RUN_DIR/report/                         HTML report: validation overlays, metrics, timings
+    RUN_DIR/cache/                          the weight maps (eq. 2) of the training images, as .npy
+    RUN_DIR/train.log                       the log
+"""
 
 from __future__ import annotations
 

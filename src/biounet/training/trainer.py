@@ -1,19 +1,7 @@
 """The training loop: data, model, optimiser, validation, checkpoints, resume, history and report.
 
-:func:`train` runs a :class:`~biounet.training.config.TrainConfig` into a run directory::
-
-    RUN_DIR/model.safetensors, model.json   the best model so far (by the validation metric), with the
-                                            pipeline that ``biounet predict RUN_DIR`` needs
-    RUN_DIR/last.safetensors, last.json     the model of the last checkpoint
-                                            (both: the moving average of the weights when the run keeps
-                                            one, ``optim.ema``, as the default recipe does)
-    RUN_DIR/config.json                     the full configuration (+ config.source.* as given)
-    RUN_DIR/state/                          everything to resume exactly (see biounet.training.state)
-    RUN_DIR/history.csv, history.json       loss, learning rate, rate and validation metrics per step
-    RUN_DIR/training_curve.png              the same as a figure
-    RUN_DIR/report/                         HTML report: validation overlays, metrics, timings
-    RUN_DIR/cache/                          the weight maps (eq. 2) of the training images, as .npy
-    RUN_DIR/train.log                       the log
+:func:`train` runs a :class:`~biounet.training.config.TrainConfig` into a run directory (what it holds:
+:mod:`biounet.training.rundir`).
 
 Exact resume: the tiles of step ``k`` come from ``numpy.random.default_rng([seed, k])``, and the
 state holds the model, the optimiser, the torch/python RNG states, the step and the history, so a
@@ -32,13 +20,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from biounet import runtime
@@ -50,6 +36,7 @@ from biounet.training.description import describe_run
 from biounet.training.history import History
 from biounet.training.progress import TrainingBar
 from biounet.training.report import write_training_report
+from biounet.training.resume import capture_state, restore_state
 from biounet.training.rundir import clear_run_dir, file_log, prepare_run_dir
 from biounet.training.schedule import RunClock, lr_factor, progress_fraction
 from biounet.training.setup import RunSetup, build_run
@@ -176,19 +163,8 @@ class Trainer:
         )
 
     def _restore(self) -> None:
-        parts, state = self.parts, load_state(self.run_dir)
-        parts.model.load_state_dict(state.model)
-        parts.optimizer.load_state_dict(state.optimizer)
-        if parts.average is not None:
-            if state.ema is None:
-                raise ConfigError(f"{self.run_dir}: the saved run kept no weight average; resume it without optim.ema")
-            parts.average.load_state_dict(state.ema)
-        torch.set_rng_state(state.rng["torch"])
-        if state.rng.get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state.rng["cuda"])
-        python = state.rng.get("python")
-        if python:
-            random.setstate((python[0], tuple(python[1]), python[2]))
+        state = load_state(self.run_dir)
+        restore_state(self.parts, state, self.run_dir)
         extra = state.extra
         self.step = self.checkpointed_step = state.step
         self.clock.elapsed_before = float(extra.get("elapsed_s", 0.0))
@@ -196,8 +172,6 @@ class Trainer:
         self.best = extra.get("best")
         self.loss_sum = float(extra.get("loss_sum", 0.0))
         self.loss_count = int(extra.get("loss_count", 0))
-        if extra.get("scaler"):
-            parts.scaler.load_state_dict(extra["scaler"])
         log.info(f"resumed from step {self.step} ({self.run_dir / 'state'})")
 
     # ---------------------------------------------------------------------------- checkpoints
@@ -236,29 +210,11 @@ class Trainer:
         self.checkpointed_step = self.step
 
     def _state(self, elapsed: float) -> TrainingState:
-        """Everything an exact resume needs (see :mod:`biounet.training.state`)."""
-        parts, python_state = self.parts, random.getstate()
-        return TrainingState(
-            step=self.step,
-            model=parts.model.state_dict(),
-            optimizer=parts.optimizer.state_dict(),
-            rng={
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "python": [python_state[0], list(python_state[1]), python_state[2]],
-                "numpy_next_batch": np.random.default_rng([self.config.seed, self.step]).bit_generator.state,
-            },
-            extra={
-                "elapsed_s": elapsed,
-                "history": self.history.to_dict(),
-                "best": self.best,
-                "loss_sum": self.loss_sum,
-                "loss_count": self.loss_count,
-                "scaler": parts.scaler.state_dict() if parts.scaler.is_enabled() else None,
-                "config": self.config.to_dict(),
-            },
-            ema=parts.average.state_dict() if parts.average is not None else None,
-        )
+        """Everything an exact resume needs (see :mod:`biounet.training.resume`)."""
+        position = {"elapsed_s": elapsed, "history": self.history.to_dict(), "best": self.best,
+                    "loss_sum": self.loss_sum, "loss_count": self.loss_count, "scaler": None,
+                    "config": self.config.to_dict()}
+        return capture_state(self.parts, step=self.step, seed=self.config.seed, extra=position)
 
     def _validate(self) -> ValidationResult:
         """Validate the kept model; save it as the best model when it improved."""
