@@ -178,3 +178,20 @@ def test_fast_border_weights_match_brute_force_on_a_real_dsb_image(shared_data: 
     fast = border_weights(instances)
     np.testing.assert_allclose(fast, border_weights_bruteforce(instances), rtol=0, atol=1e-5)
     assert fast.max() > 5.0
+
+
+def test_without_class_balance_the_class_term_is_one():
+    from biounet.losses.weight_map import WeightMapCache, border_weights, unet_weight_map
+
+    target = np.zeros((40, 40), np.uint8)
+    target[5:20, 5:19] = 1
+    target[5:20, 21:35] = 1
+    instances = np.zeros((40, 40), np.int32)
+    instances[5:20, 5:19] = 1
+    instances[5:20, 21:35] = 2
+    plain = unet_weight_map(target, instances, 2, w0=10, sigma=5, class_balance=False)
+    assert plain.dtype == np.float32
+    assert np.array_equal(plain, np.float32(1.0) + border_weights(instances, 10, 5))
+    cached = WeightMapCache(2, 10, 5, class_balance=False).get("a", target, instances)
+    assert np.array_equal(cached, plain)
+    assert not np.array_equal(unet_weight_map(target, instances, 2, w0=10, sigma=5), plain)

@@ -366,7 +366,7 @@ def read_dsb(
         spatial = image.shape[:2]
         instances = dsb_instance_map(mask_paths, spatial)
         image_cf, axis = channels_first(image, spatial, image_path)
-        raws.append(_Raw(name, image_cf, axis, _instance_target(instances, target), image_path,
+        raws.append(_Raw(name, image_cf, axis, _dsb_target(instances, target), image_path,
                          mask_paths[0].parent))
     data = harmonise_channels(raws, normalization or NormalizationConfig())
     objects = sum(len(m) for _, _, m in entries)
@@ -374,7 +374,7 @@ def read_dsb(
     return data
 
 
-def _instance_target(instances: np.ndarray, config: TargetConfig) -> Target:
+def _dsb_target(instances: np.ndarray, config: TargetConfig) -> Target:
     if config.kind == "semantic":
         if config.classes:
             raise DataError("DSB masks are objects: a semantic target from them has 2 classes, not "

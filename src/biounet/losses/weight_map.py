@@ -129,6 +129,7 @@ def unet_weight_map(
     w0: float = 10.0,
     sigma: float = 5.0,
     sampling: Sequence[float] | None = None,
+    class_balance: bool = True,
 ) -> np.ndarray:
     """The paper's weight map (eq. 2): class balance plus the border term between touching cells.
 
@@ -139,6 +140,8 @@ def unet_weight_map(
             the cell interiors when only a class map exists).
         num_classes: number of classes.
         w0, sigma, sampling: as in :func:`border_weights`.
+        class_balance: include the class-frequency term ``w_c``; ``False``: ``w_c = 1`` everywhere (the
+            default recipe: per-image inverse frequencies over-weight thin classes, see docs/recipes.md).
 
     Returns:
         ``(*S)`` float32 weights.
@@ -146,6 +149,8 @@ def unet_weight_map(
     target = np.asarray(target)
     if target.shape != np.shape(instances):
         raise DataError(f"the class map has shape {target.shape} but the instance map {np.shape(instances)}")
+    if not class_balance:
+        return np.float32(1.0) + border_weights(instances, w0, sigma, sampling)
     class_weights = np.append(class_balance_weights(target, num_classes), np.float32(0.0))
     valid = (target >= 0) & (target < num_classes)
     class_term = class_weights[np.where(valid, target, num_classes).astype(np.intp, copy=False)]
@@ -160,18 +165,26 @@ class WeightMapCache:
     """
 
     def __init__(
-        self, num_classes: int, w0: float = 10.0, sigma: float = 5.0, sampling: Sequence[float] | None = None
+        self,
+        num_classes: int,
+        w0: float = 10.0,
+        sigma: float = 5.0,
+        sampling: Sequence[float] | None = None,
+        class_balance: bool = True,
     ) -> None:
         self.num_classes = num_classes
         self.w0 = w0
         self.sigma = sigma
         self.sampling = sampling
+        self.class_balance = class_balance
         self._maps: dict[Hashable, np.ndarray] = {}
 
     def get(self, key: Hashable, target: np.ndarray, instances: np.ndarray) -> np.ndarray:
         """The weight map of the image ``key`` (``target`` and ``instances`` are used on the first call only)."""
         if key not in self._maps:
-            self._maps[key] = unet_weight_map(target, instances, self.num_classes, self.w0, self.sigma, self.sampling)
+            self._maps[key] = unet_weight_map(
+                target, instances, self.num_classes, self.w0, self.sigma, self.sampling, self.class_balance
+            )
         return self._maps[key]
 
     def __contains__(self, key: Hashable) -> bool:

@@ -4,8 +4,7 @@ The maps come from :class:`biounet.losses.WeightMapCache` (class term + border t
 of the image's targets and the loss settings, so identical targets share one map). Computing them takes
 seconds per large image, so ``RUN_DIR/cache/weights-<hash>.npy`` keeps them across runs and resumes.
 
-Without the class-frequency term (``loss.class_balance = False``, the default recipe) the cache is given
-a one-class target: its class term is then exactly 1 everywhere, i.e. ``w = 1 + border term``.
+Without the class-frequency term (``loss.class_balance = False``, the default recipe) ``w = 1 + border term``.
 """
 
 from __future__ import annotations
@@ -35,18 +34,15 @@ def weight_instances(sample: Sample, config: TrainConfig) -> np.ndarray:
 
 
 def weight_cache(config: TrainConfig) -> WeightMapCache:
-    """The in-memory cache for ``config.loss``: the target's classes with ``class_balance``, else one class."""
+    """The in-memory cache for ``config.loss`` and the target's classes."""
     loss = config.loss
-    num_classes = config.data.target.num_classes if loss.class_balance else 1
-    return WeightMapCache(num_classes, loss.w0, loss.sigma)
+    return WeightMapCache(config.data.target.num_classes, loss.w0, loss.sigma, class_balance=loss.class_balance)
 
 
 def compute_weight_map(sample: Sample, config: TrainConfig, cache: WeightMapCache | None = None) -> np.ndarray:
     """``(*S)`` float32 eq.-2 weights: class balance (or 1) plus ``w0 exp(-(d1 + d2)^2 / 2 sigma^2)``."""
     cache = cache or weight_cache(config)
-    classes = sample.target.classes
-    target = classes if config.loss.class_balance else np.zeros(classes.shape, dtype=np.uint8)
-    return cache.get(weight_key(sample, config), target, weight_instances(sample, config))
+    return cache.get(weight_key(sample, config), sample.target.classes, weight_instances(sample, config))
 
 
 def weight_key(sample: Sample, config: TrainConfig) -> str:
