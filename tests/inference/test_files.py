@@ -35,8 +35,8 @@ def test_folders_globs_and_files_without_duplicates(images: Path):
 
 def test_outputs_are_named_per_kind_and_clashes_refused(images: Path, tmp_path: Path):
     bundle = ModelBundle(UNet(base_channels=2, depth=1, padding="same"))
-    plans = plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["probabilities", "labels"], "tif")
-    assert [p.targets["labels"].name for p in plans] == ["a_labels.tif", "b_labels.tif", "c_labels.tif"]
+    plan = plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["probabilities", "labels"], "tif")
+    assert [p.targets["labels"].name for p in plan.inputs] == ["a_labels.tif", "b_labels.tif", "c_labels.tif"]
     np.save(images / "a.npy", np.zeros((20, 24), np.float32))  # a.png and a.npy would both write a_labels.tif
     with pytest.raises(DataError, match="would both write"):
         plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["labels"], "tif")
@@ -44,7 +44,7 @@ def test_outputs_are_named_per_kind_and_clashes_refused(images: Path, tmp_path: 
 
 def test_png_outputs_need_2d_inputs_and_no_logits(images: Path, tmp_path: Path):
     bundle = ModelBundle(UNet(base_channels=2, depth=1, padding="same"))
-    with pytest.raises(DataError, match="c.npy: PNG holds 2D images"):
+    with pytest.raises(DataError, match="1 bad input: .*c.npy: PNG holds 2D images"):
         plan_outputs(collect_inputs([str(images)]), bundle, tmp_path / "out", ["labels"], "png")
     with pytest.raises(DataError, match="logits"):
         plan_outputs([images / "a.png"], bundle, tmp_path / "out", ["logits"], "png")
@@ -53,3 +53,23 @@ def test_png_outputs_need_2d_inputs_and_no_logits(images: Path, tmp_path: Path):
 def test_output_stem():
     assert output_stem(Path("x/a.ome.tif")) == "a.ome" and output_stem(Path("run.zarr")) == "run"
     assert output_stem(Path("plain")) == "plain"
+
+
+def test_every_bad_input_is_named_before_anything_is_predicted(images: Path, tmp_path: Path):
+    from biounet.inference.files import BadInputsError
+
+    bundle = ModelBundle(UNet(base_channels=2, depth=1, padding="same"))
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (images / "empty.tif").write_bytes(b"")
+    np.save(images / "cube.npy", np.zeros((2, 3, 4, 5), np.float32))  # 4D: not an image for a 2D model
+    inputs = collect_inputs([str(images)])
+    with pytest.raises(BadInputsError) as caught:
+        plan_outputs(inputs, bundle, tmp_path / "out", ["labels"], "tif")
+    message = str(caught.value)
+    assert message.startswith("3 bad inputs: ") and "nothing was predicted" in message and "\n" not in message
+    for name in ("broken.png", "empty.tif", "cube.npy"):
+        assert name in message
+    plan = plan_outputs(inputs, bundle, tmp_path / "out", ["labels"], "tif", skip_bad=True)
+    assert [p.path.name for p in plan.inputs] == ["a.png", "b.png", "c.npy"]
+    assert sorted(path.name for path, _ in plan.bad) == ["broken.png", "cube.npy", "empty.tif"]
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from biounet.cli import options
+from biounet.data.finite import NAN_POLICIES
 from biounet.inference.outputs import OUTPUT_KINDS, PROBABILITY_DTYPES
 
 FORMATS = ("tif", "zarr", "npy", "png")
@@ -131,14 +132,26 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
         help="instances: smallest seed in pixels (default: the model's, as for --threshold; else 8)",
     )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
+    parser.add_argument(
+        "--nan-policy",
+        choices=NAN_POLICIES,
+        default="refuse",
+        help="NaN or infinite pixels in an input: refuse (default: an error naming the file and the count) or "
+        "fill (replace them by the image's median)",
+    )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="predict the good inputs when some are bad, then list the bad ones and exit with status 1 "
+        "(default: check every input first and predict nothing if any is bad)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
 
 
 def run(args: argparse.Namespace) -> int:
-    from biounet.errors import DataError
-    from biounet.inference.files import collect_inputs, open_input, plan_outputs
+    from biounet.errors import BiounetError, DataError
+    from biounet.inference.files import collect_inputs, plan_outputs
     from biounet.inference.instances import instance_target
-    from biounet.inference.predictor import PredictOptions, predict_to
     from biounet.inference.tta import tta_transforms
     from biounet.io.checkpoint import load_bundle
     from biounet.runtime import resolve_device, resolve_precision
@@ -158,32 +171,51 @@ def run(args: argparse.Namespace) -> int:
     if "instances" in kinds:
         instance_target(bundle, args.threshold, args.min_size)
     out_dir = Path(args.out)
-    plans = plan_outputs(collect_inputs(args.inputs), bundle, out_dir, kinds, args.format, args.channel_axis)
-    for plan in plans:
-        source, info = open_input(plan.path, bundle, args.channel_axis)
-        options = PredictOptions(
-            tile_size=args.tile_size,
-            batch_size=args.batch_size,
-            tta=args.tta,
-            precision=args.precision,
-            device=device,
-            num_threads=args.threads,
-            probability_dtype="uint8" if args.format == "png" else args.probability_dtype,
-            threshold=args.threshold,
-            min_size=args.min_size,
-            progress=not args.quiet,
-            description=plan.path.name,
-        )
-        result = predict_to(bundle, source, plan.targets, options, image_info=info)
+    plan = plan_outputs(collect_inputs(args.inputs), bundle, out_dir, kinds, args.format, args.channel_axis,
+                        skip_bad=args.skip_bad, nan_policy=args.nan_policy)
+    predicted = 0
+    for planned in plan.inputs:
+        try:
+            result = _predict_file(bundle, planned, args, device)
+        except BiounetError as error:  # found while reading tiles (e.g. NaN pixels): nothing of it was written
+            if not args.skip_bad:
+                raise
+            plan.bad.append((planned.path, str(error)))
+            continue
+        predicted += 1
         if not args.quiet:
             for written in result.outputs.values():
                 for item in written if isinstance(written, list) else [written]:
                     print(f"wrote {item}", file=sys.stderr)
     if not args.quiet:
-        count = len(plans)
         print(
-            f"biounet predict: {count} image{'s' if count != 1 else ''} -> {out_dir} "
+            f"biounet predict: {predicted} image{'s' if predicted != 1 else ''} -> {out_dir} "
             f"in {time.perf_counter() - started:.1f} s",
             file=sys.stderr,
         )
+    if plan.bad:
+        print(f"biounet predict: skipped {plan.bad_summary()}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _predict_file(bundle: Any, planned: Any, args: argparse.Namespace, device: Any) -> Any:
+    from biounet.inference.files import open_input
+    from biounet.inference.predictor import PredictOptions, predict_to
+
+    source, info = open_input(planned.path, bundle, args.channel_axis)
+    options = PredictOptions(
+        tile_size=args.tile_size,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        precision=args.precision,
+        device=device,
+        num_threads=args.threads,
+        probability_dtype="uint8" if args.format == "png" else args.probability_dtype,
+        threshold=args.threshold,
+        min_size=args.min_size,
+        nan_policy=args.nan_policy,
+        progress=not args.quiet,
+        description=planned.path.name,
+    )
+    return predict_to(bundle, source, planned.targets, options, image_info=info)

@@ -54,19 +54,32 @@ class IntensityStats:
 
 
 def image_statistics(image: Any, config: NormalizationConfig) -> IntensityStats:
-    """Offset and scale for ``image`` ``(C, *S)`` (a NumPy array or a lazy array such as a memmap or zarr)."""
+    """Offset and scale for ``image`` ``(C, *S)`` (a NumPy array or a lazy array such as a memmap or zarr).
+
+    NaN and infinite values (:mod:`biounet.data.finite`) are left out of the statistics.
+    """
     channels = int(image.shape[0])
-    sample = _subsample(image).astype(np.float64, copy=False).reshape(channels, -1)
+    sample = statistics_sample(image).astype(np.float64, copy=False).reshape(channels, -1)
     if not config.per_channel:
         sample = np.broadcast_to(sample.reshape(1, -1), (channels, sample.size))
     if config.method == "none":
         return IntensityStats(np.zeros(channels), np.ones(channels))
+    finite = bool(np.isfinite(sample).all())
+    # nan-aware reductions only where needed: they are slower, and the common case has no NaN
+    percentile, low, high, mean, std = (
+        (np.percentile, np.min, np.max, np.mean, np.std)
+        if finite
+        else (np.nanpercentile, np.nanmin, np.nanmax, np.nanmean, np.nanstd)
+    )
+    if not finite:
+        sample = np.where(np.isfinite(sample), sample, np.nan)
     if config.method == "percentile":
-        lo, hi = np.percentile(sample, [config.low, config.high], axis=1)
+        lo, hi = percentile(sample, [config.low, config.high], axis=1)
     elif config.method == "minmax":
-        lo, hi = sample.min(axis=1), sample.max(axis=1)
+        lo, hi = low(sample, axis=1), high(sample, axis=1)
     elif config.method == "zscore":
-        lo, hi = sample.mean(axis=1), sample.mean(axis=1) + sample.std(axis=1)
+        lo = mean(sample, axis=1)
+        hi = lo + std(sample, axis=1)
     else:
         raise ValueError(f"unknown normalisation method {config.method!r}")
     scale = np.where(hi - lo > 1e-12, hi - lo, 1.0)
@@ -86,7 +99,8 @@ def normalize(image: np.ndarray, config: NormalizationConfig) -> np.ndarray:
     return apply_normalization(np.asarray(image), image_statistics(image, config))
 
 
-def _subsample(image: Any) -> np.ndarray:
+def statistics_sample(image: Any) -> np.ndarray:
+    """``image`` ``(C, *S)``, or a strided subsample of it beyond :data:`MAX_STAT_PIXELS` pixels per channel."""
     spatial = tuple(int(s) for s in image.shape[1:])
     total = math.prod(spatial)
     if total <= MAX_STAT_PIXELS:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from biounet.data.finite import TileGuard
 from biounet.data.normalization import NormalizationConfig, apply_normalization, image_statistics
 from biounet.inference.instances import InstanceTarget, instances_from_interior
 from biounet.inference.sources import ChannelFirstView
@@ -48,11 +49,12 @@ class TiledRun:
         precision: str,
         transforms: list,
         target: InstanceTarget | None,
+        guard: TileGuard | None = None,
     ) -> None:
         self.model, self.source, self.grid, self.stack = model, source, grid, stack
         self.writers, self.device, self.precision = writers, device, precision
         self.progress, self.description = progress, description
-        self.transforms, self.target = transforms, target
+        self.transforms, self.target, self.guard = transforms, target, guard
         self.timings = {"statistics_s": 0.0, "read_s": 0.0, "network_s": 0.0, "write_s": 0.0, "instances_s": 0.0}
         self.need_logits = "logits" in writers
         self.need_probabilities = bool({"probabilities", "labels", "instances"} & set(writers))
@@ -96,6 +98,10 @@ class TiledRun:
             self._flush(strip)
         self._instances()
 
+    def _checked(self, tile: np.ndarray) -> np.ndarray:
+        """The tile as read, its NaN/infinite pixels refused or filled (:mod:`biounet.data.finite`)."""
+        return self.guard(tile) if self.guard is not None else tile
+
     def _jobs(self) -> Iterator[tuple[tuple[int, ...], Any]]:
         for stack_index in np.ndindex(*self.stack):
             for tile in self.grid:
@@ -105,7 +111,9 @@ class TiledRun:
         t = time.perf_counter()
         tiles = [
             apply_normalization(
-                read_mirrored(self.source, tile.input_start, self.grid.input_shape, leading=(slice(None), *s)),
+                self._checked(
+                    read_mirrored(self.source, tile.input_start, self.grid.input_shape, leading=(slice(None), *s))
+                ),
                 self.stats,
             )
             for s, tile in jobs

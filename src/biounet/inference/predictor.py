@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from biounet.data.finite import TileGuard
 from biounet.inference.engine import TiledRun
 from biounet.inference.instances import InstanceTarget, instance_target
 from biounet.inference.outputs import OUTPUT_KINDS, PROBABILITY_DTYPES
@@ -63,7 +64,9 @@ class PredictOptions:
             ``"float32"``; in memory they are always float32.
         threshold, min_size: instances: seed threshold on P(interior) and smallest seed in pixels;
             ``None``: the model's (chosen on its validation images when it was trained, see
-            :func:`instance_settings`), else 0.5 and 8.
+            :func:`~biounet.inference.instances.instance_target`), else 0.5 and 8.
+        nan_policy: NaN/infinite input pixels: ``"refuse"`` (an error naming the image and the count)
+            or ``"fill"`` (replaced by the image's median; see :mod:`biounet.data.finite`).
         progress: show a tqdm progress bar (tiles/s, ETA) on stderr.
         description: the progress bar's label.
     """
@@ -77,6 +80,7 @@ class PredictOptions:
     probability_dtype: str = "float16"
     threshold: float | None = None
     min_size: int | None = None
+    nan_policy: str = "refuse"
     progress: bool = True
     description: str = "predict"
 
@@ -109,6 +113,7 @@ def predict(
     probability_dtype: str = "float16",
     threshold: float | None = None,
     min_size: int | None = None,
+    nan_policy: str = "refuse",
 ) -> Any:
     """Segment an image of any size with the overlap-tile strategy.
 
@@ -141,6 +146,9 @@ def predict(
         threshold, min_size: instance seeds: ``P(interior) > threshold``, at least ``min_size`` pixels;
             ``None``: the values saved in the model by training (the best on its validation images),
             else 0.5 and 8.
+        nan_policy: NaN or infinite pixels in ``image``: ``"refuse"`` (raise
+            :class:`~biounet.data.finite.NonFiniteImageError` naming the image and the count) or
+            ``"fill"`` (replace them by the image's median).
 
     Returns:
         The output array (in memory), or the output path when ``out`` is given.
@@ -163,6 +171,7 @@ def predict(
         probability_dtype=probability_dtype,
         threshold=threshold,
         min_size=min_size,
+        nan_policy=nan_policy,
         progress=progress,
     )
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
@@ -241,9 +250,10 @@ def predict_to(
             writers[kind] = open_output(
                 kind, targets[kind], config.num_classes, stack, spatial, d, options.probability_dtype, class_names
             )
+        where = str((image_info or {}).get("path") or "the image")
         run = TiledRun(
             bundle.model, source, grid, stack, writers, options.progress, options.description, device, precision,
-            transforms, target,
+            transforms, target, TileGuard(source, where, options.nan_policy),
         )
         with torch_threads(threads):
             run.execute(bundle.pipeline.normalization, batch_size)
