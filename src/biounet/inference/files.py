@@ -121,7 +121,6 @@ def plan_outputs(
     ``skip_bad`` they are returned in :attr:`Plan.bad` and the good ones are planned.  Two inputs that
     would write the same output are an error either way.
     """
-"""
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: --out must be a folder, this is a file")
     if file_format == "png" and "logits" in kinds:
