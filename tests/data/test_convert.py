@@ -135,3 +135,19 @@ def test_overlapping_masks_first_file_wins_in_converter_and_reader(tmp_path: Pat
     assert np.all(labels[second & ~overlap] == 2) and np.all(labels[first] == 1)
     instances = read_dsb(tmp_path / "src", TargetConfig(kind="instances")).samples[0].target.instances
     assert np.array_equal(instances, labels)  # training from the originals sees the same objects
+
+
+def test_every_checksum_mismatch_is_reported_at_once(shared_data: Path, tmp_path: Path):
+    src = tmp_path / "copy"
+    for relative in ISBI_SUBSET:
+        (src / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared_data / "isbi2012_em" / relative, src / relative)
+    damaged = sorted(p for p in src.rglob("*.png"))[:3]
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[:-1] + b"\1")
+    with pytest.raises(DataError) as caught:
+        import_local("isbi2012", src, tmp_path / "out", progress=False)
+    message = str(caught.value)
+    assert message.startswith("3 files are not the published ones (nothing was laid out): ")
+    assert all(f"{path}: SHA-256 mismatch" in message for path in damaged)
+    assert not (tmp_path / "out" / "images").exists()

@@ -107,6 +107,31 @@ def _extract_zip(archive: Path, into: Path) -> None:
         raise DataError(f"{archive}: not a valid zip archive ({error})") from None
 
 
+#: At most this many checksum mismatches are named in the error (the count says how many there were).
+MAX_LISTED_MISMATCHES = 10
+
+
+def verify_all(files: Iterable[tuple[Path, str | None]]) -> None:
+    """Hash every file that has an expected SHA-256 and raise one :class:`DataError` naming every mismatch.
+
+    Run before anything is laid out, so that a damaged copy is reported whole, not one file per attempt.
+    """
+    mismatched = []
+    for path, expected in files:
+        actual = sha256_file(path) if expected is not None else None
+        if actual != expected:
+            mismatched.append(f"{path}: SHA-256 mismatch (expected {expected}, got {actual})")
+    if len(mismatched) == 1:
+        raise DataError(f"{mismatched[0]}; not the published file")
+    if mismatched:
+        shown = "; ".join(item.split(" (expected")[0] for item in mismatched[:MAX_LISTED_MISMATCHES])
+        more = len(mismatched) - MAX_LISTED_MISMATCHES
+        raise DataError(
+            f"{len(mismatched)} files are not the published ones (nothing was laid out): {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
+
+
 class _Verifier:
     """Checks source files against the registry's checksums and a ``SHA256SUMS`` beside them."""
 
@@ -123,12 +148,16 @@ class _Verifier:
         self.records = records
         self.seen = {r["path"] for r in records}
 
+    def expected(self, relative: str) -> str | None:
+        """The published SHA-256 of ``relative`` (registry first, then ``SHA256SUMS``), if known."""
+        return self.registry.get(relative) or self.sums.get(relative)
+
     def read(self, path: Path, relative: str) -> bytes:
         """The bytes of ``path``, verified when a checksum for ``relative`` is known."""
         data = path.read_bytes()
         if relative in self.seen:  # downloaded: already verified
             return data
-        expected = self.registry.get(relative) or self.sums.get(relative)
+        expected = self.expected(relative)
         actual = hashlib.sha256(data).hexdigest()
         if expected is not None and actual != expected:
             raise DataError(f"{path}: SHA-256 mismatch (expected {expected}, got {actual}); not the published file")
@@ -165,13 +194,17 @@ def _lay_out_isbi(spec: Dataset, src: Path, out: Path, records: list[dict[str, A
         raise DataError(f"{root / 'train'}: no image with a label of the same number")
     for n in sorted(set(images) ^ set(labels)):
         log.warning("ISBI slice %d has an image or a label but not both; skipped", n)
+    tests = _numbered(root / "test")
+    listed = [(images[n], f"train/image/{images[n].name}") for n in pairs]
+    listed += [(labels[n], f"train/label/{labels[n].name}") for n in pairs]
+    listed += [(path, f"test/{path.name}") for path in tests.values()]
+    verify_all((path, verify.expected(relative)) for path, relative in listed if relative not in verify.seen)
     for n in pairs:
         for kind, table, folder in (("image", images, "images"), ("label", labels, "masks")):
             path = table[n]
             data = verify.read(path, f"train/{kind}/{path.name}")
             write_bytes_atomic(out / folder / f"{n:02d}{path.suffix.lower()}", data)
         _check_binary_label(out / "masks" / f"{n:02d}{labels[n].suffix.lower()}")
-    tests = _numbered(root / "test")
     for n, path in sorted(tests.items()):
         data = verify.read(path, f"test/{path.name}")
         write_bytes_atomic(out / "test" / "images" / f"{n:02d}{path.suffix.lower()}", data)
@@ -246,6 +279,9 @@ def _lay_out_dsb(
     sums_owner = next((f for f in (root, *root.parents[:2]) if (f / "SHA256SUMS").is_file()), None)
     sums = read_sha256sums(sums_owner / "SHA256SUMS") if sums_owner else {}
     entries = sorted(scan_dsb(root), key=lambda entry: entry[0])
+    if sums_owner is not None:
+        files = [path for _, image_files, mask_files in entries for path in (*image_files[:1], *mask_files)]
+        verify_all((path, sums.get(path.relative_to(sums_owner).as_posix())) for path in files)
     written, skipped, verified = [], 0, 0
     for image_id, image_files, mask_files in tqdm(entries, desc="dsb2018: converting", unit="image",
                                                   disable=not progress):
