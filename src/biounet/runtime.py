@@ -166,4 +166,6 @@ def console_logging(quiet: bool = False, fmt: str = "biounet: %(message)s") -> c
     the one logging set-up of the command line and the demo (see :func:`logging_to`)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
-    return logging_to(handler, logging.WARNING if quiet else logging.INFO, exact=True, propagate=False)
+    level = logging.WARNING if quiet else logging.INFO
+    handler.setLevel(level)  # the handler's own level: a train.log handler lowers the logger's level to INFO
+    return logging_to(handler, level, exact=True, propagate=False)

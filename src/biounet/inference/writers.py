@@ -18,6 +18,7 @@ a crash, a kill or bad input never leaves a partial file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -86,6 +87,18 @@ class _AtomicFileWriter(Writer):
                 self._context.__exit__(_Discard, _Discard(), None)
 
 
+def reserve_space(tmp: Path, final: Path) -> None:
+    """Allocate the disk blocks of the (sparse) file ``tmp`` now, so that a full disk is an ``OSError`` naming
+    ``final`` here rather than a SIGBUS later, when a write through the memory map finds no free block."""
+    with open(tmp, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as error:
+            if error.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return  # a file system without preallocation: writes will report what they find
+            raise OSError(error.errno, os.strerror(error.errno), str(final)) from None
+
+
 class _Discard(Exception):
     """Raised into the atomic context to make it discard the temporary file."""
 
@@ -105,6 +118,7 @@ class MemmapWriter(_AtomicFileWriter):
             self.offset = int(created.offset)
             created.flush()
             del created
+            reserve_space(self.tmp, self.path)
         except BaseException:
             self.abort()
             raise
@@ -130,7 +144,11 @@ class ZarrWriter(_AtomicFileWriter):
         self.array = zarr.open_array(str(self.tmp), mode="w", shape=self.shape, dtype=self.dtype, chunks=chunks)
 
     def write(self, key: tuple[Any, ...], block: np.ndarray) -> None:
-        self.array[key] = block
+        try:
+            self.array[key] = block
+        except OSError as error:  # zarr's chunk writes do not name the store
+            _settle_zarr_writes()
+            raise OSError(error.errno, error.strerror or str(error), str(self.path)) from None
 
     def close(self) -> Path:
         del self.array
@@ -139,6 +157,29 @@ class ZarrWriter(_AtomicFileWriter):
     def abort(self) -> None:
         super().abort()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _settle_zarr_writes() -> None:
+    """Wait for the chunk writes zarr still has in flight after one of them failed.
+
+    zarr writes the chunks of one assignment concurrently on its own event loop; when one fails (a full
+    disk) the others are left running, and would write into the temporary store after it was removed and
+    be reported by asyncio at exit.  Best effort: it uses zarr's ``sync`` helper, and does nothing if that
+    is not there.
+    """
+    import asyncio
+
+    try:
+        from zarr.core.sync import sync
+    except ImportError:  # pragma: no cover - another zarr layout
+        return
+
+    async def others_done() -> None:
+        current = asyncio.current_task()
+        await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not current), return_exceptions=True)
+
+    with contextlib.suppress(Exception):
+        sync(others_done())
 
 
 class PngWriter(MemoryWriter):

@@ -14,9 +14,11 @@ the writing process's id, so the next write of the same output removes the lefto
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,8 +61,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(final)
     ext = suffix if suffix is not None else "".join(final.suffixes[-1:])
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=f".part{ext}", dir=final.parent)
-    os.close(fd)
+    with _naming(final):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=f".part{ext}", dir=final.parent)
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -70,10 +73,33 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         elif tmp.is_dir():
             (tmp / OUTPUT_MARKER).write_text("written by biounet: a later output of this name may replace it\n")
-        _commit(tmp, final)
-    except BaseException:
+        with _naming(final):
+            _commit(tmp, final)
+    except BaseException as error:
         _remove(tmp)
+        if isinstance(error, OSError) and not error.filename:
+            raise _named(error, final) from error
         raise
+
+
+@contextlib.contextmanager
+def _naming(final: Path) -> Iterator[None]:
+    """Give an ``OSError`` without a file name (a full disk in ``write``) the output's name."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename:
+            raise
+        raise _named(error, final) from error
+
+
+def _named(error: OSError, final: Path) -> OSError:
+    """``error`` with ``final`` as its file name.  A short write without an error number (numpy's "4096
+    requested and 2016 written") on a disk with no room left is called what it is: no space left."""
+    code = error.errno
+    if code is None and shutil.disk_usage(final.parent).free < 1 << 20:
+        code = errno.ENOSPC
+    return OSError(code, os.strerror(code) if code else str(error), str(final))
 
 
 def _commit(tmp: Path, final: Path) -> None:
@@ -142,8 +168,6 @@ def _umask() -> int:
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
