@@ -77,41 +77,113 @@ def test_short_run_writes_everything_and_the_loss_falls(data, tmp_path):
     assert header.startswith("step,kind,train_loss,lr")
 
 
-def test_sigkill_and_resume_gives_the_same_weights(data, tmp_path):
-    images, masks = data
-    common = ["--images", str(images), "--masks", str(masks), *TINY, "--steps", "120", "--val-every", "40",
-              "--checkpoint-every", "10", "--optimizer", "sgd", "--lr", "0.02"]
-    unbroken = tmp_path / "unbroken"
-    assert biounet("train", "--out", str(unbroken), *common).returncode == 0
+def start(*args: str, env: dict[str, str] | None = None, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "biounet", *args], stdout=subprocess.DEVNULL, stderr=stderr,
+                            env=env)
 
-    killed = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "biounet", "train", "--out", str(killed), *common],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    manifest = killed / "state" / "latest.json"
-    deadline = time.monotonic() + 120
-    while not manifest.exists() and process.poll() is None and time.monotonic() < deadline:
+
+def saved_step(run: Path) -> int:
+    manifest = run / "state" / "latest.json"
+    return json.loads(manifest.read_text())["step"] if manifest.is_file() else -1
+
+
+def wait_until(condition, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    time.sleep(0.1)  # into the next checkpoints (every 10 steps): the kill may hit one half-written
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    state = load_state(killed)  # whatever moment the kill hit, the manifest names a whole state
-    assert 10 <= state.step < 120
-    load_bundle(killed / "last.safetensors")
 
-    resumed = biounet("train", "--out", str(killed), "--resume", "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed from step {state.step}" in resumed.stderr
-    expected = load_file(unbroken / "last.safetensors")
-    actual = load_file(killed / "last.safetensors")
+
+def assert_same_weights(expected_file: Path, actual_file: Path) -> None:
+    expected, actual = load_file(expected_file), load_file(actual_file)
     assert expected.keys() == actual.keys()
     for name in expected:
-        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
-    best_expected, best_actual = load_file(unbroken / "model.safetensors"), load_file(killed / "model.safetensors")
-    assert all(np.array_equal(best_expected[k], best_actual[k]) for k in best_expected)
-    rows = json.loads((killed / "history.json").read_text())["rows"]
-    assert [r["step"] for r in rows if r["kind"] == "val"] == [40, 80, 120]
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=f"{actual_file.name}: {name}")
+
+
+def test_kill_drill_ten_sigkills_and_resumes_end_with_the_weights_of_an_unbroken_run(data, tmp_path):
+    """SIGKILL at 10 moments (startup, between and inside checkpoints, two inside save_state), resume each time."""
+    images, masks = data
+    common = ["--images", str(images), "--masks", str(masks), *TINY, "--steps", "40", "--val-every", "20",
+              "--checkpoint-every", "2", "--optimizer", "sgd", "--lr", "0.02"]
+    unbroken = tmp_path / "unbroken"
+    assert biounet("train", "--out", str(unbroken), *common).returncode == 0
+    drill, rng, kills = tmp_path / "drill", np.random.default_rng(11), 0
+    for round_ in range(10):
+        fresh = not (drill / "config.json").is_file()
+        args = ["train", "--out", str(drill), *(common if fresh else ["--resume", "--no-progress"])]
+        before = saved_step(drill)
+        hook = {3: "files", 6: "renamed"}.get(round_)  # the process kills itself in the middle of save_state
+        moment = f"{max(before, 0) // 2 * 2 + 4}:{hook}" if hook else ""
+        process = start(*args, env={"BIOUNET_TEST_KILL_IN_SAVE_STATE": moment})
+        if round_ == 0:  # during start-up (reading data, weight maps, the first steps)
+            time.sleep(rng.uniform(0.5, 2.5))
+        elif not hook:  # a few steps on, then a random moment between or inside checkpoints
+            target = before + int(rng.integers(1, 4))
+            wait_until(lambda target=target: saved_step(drill) >= target, process)
+            time.sleep(rng.uniform(0.0, 0.05))
+        if hook is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        if process.returncode == 0:
+            break
+        assert process.returncode == -signal.SIGKILL
+        kills += 1
+        if (drill / "state" / "latest.json").is_file():  # whatever the moment, the manifest names a whole state
+            assert load_state(drill).step >= before
+            load_bundle(drill / "last.safetensors")
+    assert kills == 10 and saved_step(drill) < 40
+    resumed = biounet("train", "--out", str(drill), "--resume", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(unbroken / "last.safetensors", drill / "last.safetensors")
+    assert_same_weights(unbroken / "model.safetensors", drill / "model.safetensors")
+    rows = json.loads((drill / "history.json").read_text())["rows"]
+    assert [r["step"] for r in rows if r["kind"] == "val"] == [20, 40]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_save_a_model_and_say_how_to_resume(data, tmp_path, signum):
+    images, masks = data
+    run = tmp_path / "run"
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        process = start("train", "--images", str(images), "--masks", str(masks), "--out", str(run), *TINY,
+                        "--steps", "100000", "--val-every", "100000", stderr=stderr)
+        wait_until(lambda: "model: 2D U-Net" in log.read_text(), process)
+        time.sleep(0.5)  # some steps, no checkpoint yet: nothing would be left without the handler
+        process.send_signal(signum)
+        process.wait(timeout=60)
+    text = log.read_text()
+    assert process.returncode == 128 + signum, text
+    name = signal.Signals(signum).name
+    line = next(line for line in text.splitlines() if f"stopped by {name}" in line)
+    assert f"Continue with: biounet train --out {run} --resume" in line
+    step = load_state(run).step
+    assert step > 0 and f"at step {step};" in line
+    assert load_bundle(run).pipeline is not None  # the best model (no validation yet: the last one)
+    load_bundle(run / "last.safetensors")
+    if signum == signal.SIGTERM:
+        return  # the same state as after SIGINT: one resume is enough
+    resumed = biounet("train", "--out", str(run), "--resume", "--no-progress", "--steps", str(step + 2))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from step {step}" in resumed.stderr and load_state(run).step == step + 2
+
+
+def test_unfit_and_mistyped_configurations_are_refused_in_one_line_before_the_data_are_read(tmp_path, capsys):
+    from biounet.cli.main import main
+
+    missing = ["--images", str(tmp_path / "nothing"), "--masks", str(tmp_path / "nothing"), "--out",
+               str(tmp_path / "r"), "--device", "cpu"]
+    cases = {
+        ("--tile-size", "100000"): "the largest tile at batch 4 is",
+        ("--depth", "50"): "allows depth 8 at most (--depth 8)",
+        ("--steps", "0"): "steps must be >= 1, not 0",
+        ("--set", "optim.lr=abc"): "optim.lr: expected a number, got 'abc'",
+    }
+    for args, words in cases.items():
+        status = main(["train", *missing, *args])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(lines) == 1 and words in lines[0], (args, lines)
 
 
 def test_nan_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint(data, tmp_path):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,13 +276,21 @@ def resume_config(args: argparse.Namespace, run_dir: Path) -> Any:
 def run_command(args: argparse.Namespace) -> int:
     """Train with biounet's messages on stderr (restored afterwards: the command may run in-process)."""
     from biounet.runtime import console_logging
+    from biounet.training.interrupts import Interrupted, exit_status
 
     with console_logging(args.quiet):
-        return _run(args)
+        try:
+            return _run(args)
+        except Interrupted as stop:  # before the first step, or a second signal while saving
+            saved = "its last checkpoint is kept" if (Path(args.out) / "state").is_dir() else "nothing was saved"
+            print(f"biounet: stopped by {stop}; {saved}. Continue with: biounet train --out "
+                  f"{shlex.quote(args.out)} --resume", file=sys.stderr)
+            return exit_status(stop.signum)
 
 
 def _run(args: argparse.Namespace) -> int:
     from biounet.training.config import ConfigError
+    from biounet.training.interrupts import exit_status
     from biounet.training.trainer import clear_run_dir, train
 
     run_dir = Path(args.out)
@@ -298,6 +309,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.overwrite:
             clear_run_dir(run_dir)
     result = train(config, run_dir, resume=args.resume, progress=not args.no_progress, source_config=source)
+    if result.stopped_by in ("SIGINT", "SIGTERM"):  # the trainer said how to continue
+        return exit_status(getattr(signal, result.stopped_by))
     best = result.best
     summary = f"; best {best['metric']} {best['value']:.4f} at step {best['step']}" if best else ""
     print(f"trained {result.steps} steps ({result.stopped_by}){summary}; model: {run_dir / 'model.safetensors'}")

@@ -21,6 +21,7 @@ from biounet.data.targets import TargetConfig
 from biounet.errors import BiounetError
 from biounet.model import UNetConfig
 from biounet.model.config import json_ready
+from biounet.training.fieldtypes import checked_values
 
 Layout = Literal["folders", "dsb"]
 LossName = Literal["wce", "ce", "dice", "dice_ce"]
@@ -220,13 +221,13 @@ class TrainConfig:
         self.tile_shape = [int(n) for n in self.tile_shape]
         if not self.tile_shape or any(n < 1 for n in self.tile_shape):
             raise ConfigError(f"tile_shape must be positive sizes in pixels, not {self.tile_shape}")
-        for name in ("batch_size", "val_every", "log_every"):
-            if getattr(self, name) < 1:
+        for name in ("batch_size", "val_every", "log_every", "steps", "checkpoint_every", "num_threads",
+                     "val_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
-        if self.steps is not None and self.steps < 0:
-            raise ConfigError(f"steps must be >= 0, not {self.steps}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ConfigError(f"max_minutes must be positive, not {self.max_minutes}")
+        for name in ("max_minutes", "epochs", "checkpoint_minutes"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
 
     def spatial_tile(self) -> tuple[int, ...]:
         """``tile_shape`` with one entry per spatial axis of the model."""
@@ -259,40 +260,49 @@ class TrainConfig:
         data = dict(data)
         try:
             sections = {
-                "model": _build(UNetConfig, {**DEFAULT_MODEL, **(data.pop("model", None) or {})}, f"{where}: model"),
-                "data": _build_data(data.pop("data", {}), f"{where}: data"),
-                "augmentation": _build(AugmentationConfig, data.pop("augmentation", {}), f"{where}: augmentation"),
-                "loss": _build(LossConfig, data.pop("loss", {}), f"{where}: loss"),
-                "optim": _build(OptimConfig, data.pop("optim", {}), f"{where}: optim"),
+                "model": _build(UNetConfig, {**DEFAULT_MODEL, **(data.pop("model", None) or {})}, where, "model"),
+                "data": _build_data(data.pop("data", {}), where),
+                "augmentation": _build(AugmentationConfig, data.pop("augmentation", {}), where, "augmentation"),
+                "loss": _build(LossConfig, data.pop("loss", {}), where, "loss"),
+                "optim": _build(OptimConfig, data.pop("optim", {}), where, "optim"),
             }
-            return _build(cls, data, where, **sections)
+            return _build(cls, data, where, "", **sections)
         except ConfigError:
             raise
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from error
 
 
-def _build(cls: type, values: dict[str, Any] | None, where: str, **extra: Any) -> Any:
+def _build(cls: type, values: dict[str, Any] | None, where: str, section: str, **extra: Any) -> Any:
+    """``cls`` from ``values`` (the ``section`` of the configuration ``where``): unknown keys and values of the
+    wrong type are a ConfigError naming them (``where: optim.lr: expected a number, got 'abc'``)."""
+    here = f"{where}: {section}" if section else where
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{here}: expected a section of key: value pairs, got {values!r}")
     values = dict(values or {})
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a section of key: value pairs, got {values!r}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise ConfigError(f"{here}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    values, problems = checked_values(cls, values)
+    if problems:
+        key, message = problems[0]
+        raise ConfigError(f"{where}: {section + '.' if section else ''}{key}: {message}")
     try:
         return cls(**values, **extra)
     except ConfigError:
         raise
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from error
+        raise ConfigError(f"{here}: {error}") from error
 
 
 def _build_data(values: dict[str, Any] | None, where: str) -> DataConfig:
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{where}: data: expected a section of key: value pairs, got {values!r}")
     values = dict(values or {})
-    target = _build(TargetConfig, values.pop("target", {}), f"{where}.target")
-    normalization = _build(NormalizationConfig, values.pop("normalization", {}), f"{where}.normalization")
-    return _build(DataConfig, values, where, target=target, normalization=normalization)
+    target = _build(TargetConfig, values.pop("target", {}), where, "data.target")
+    normalization = _build(NormalizationConfig, values.pop("normalization", {}), where, "data.normalization")
+    return _build(DataConfig, values, where, "data", target=target, normalization=normalization)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

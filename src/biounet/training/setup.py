@@ -26,6 +26,7 @@ from biounet.model import UNet, UNetConfig, sizes
 from biounet.training.averaging import build_weight_average
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.data import load_training_data
+from biounet.training.feasibility import check_training_fits
 from biounet.training.weights import attach_weight_maps
 
 log = logging.getLogger("biounet.train")
@@ -68,9 +69,11 @@ def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
     """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler."""
     device = runtime.resolve_device(config.device)
     precision = runtime.resolve_precision(config.precision, device)
+    check_training_fits(config, config.model, device, precision)  # before reading the data
     train_data, val_samples = load_training_data(config)
     target = config.data.target
     model_config = config.model.replace(in_channels=train_data.in_channels, num_classes=target.num_classes)
+    check_training_fits(config, model_config, device, precision)  # with the data's channels and classes
     input_shape = tile_shape(config, model_config)
     output_shape = sizes.output_shape(model_config, input_shape)
     if config.loss.uses_weight_map:
@@ -101,6 +104,19 @@ def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
         model_config=model_config, input_shape=input_shape, output_shape=output_shape, total_steps=total,
         model=model, average=average, memory_format=memory_format, optimizer=optimizer, criterion=criterion,
         scaler=scaler, sampler=sampler,
+    )
+
+
+def plan_line(config: TrainConfig, parts: RunSetup) -> str:
+    """The run in one line: network, tile, batch, optimiser, loss, device, steps and budget."""
+    net = parts.model_config
+    return (
+        f"model: {net.spatial_dims}D U-Net, depth {net.depth}, base {net.base_channels}, {net.padding} padding, "
+        f"norm {net.norm}, {sum(p.numel() for p in parts.model.parameters()):,} parameters; tile "
+        f"{'x'.join(map(str, parts.input_shape))} -> {'x'.join(map(str, parts.output_shape))}, batch "
+        f"{config.batch_size}; {config.optim.name} lr {config.optim.lr:g} ({config.optim.schedule}); loss "
+        f"{config.loss.name}; {parts.device.type} {parts.precision}; steps {parts.total_steps or 'until time'}"
+        + (f", budget {config.max_minutes:g} min" if config.max_minutes else "")
     )
 
 
@@ -146,4 +162,4 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
                              weight_decay=optim.weight_decay)
 
 
-__all__ = ["RunSetup", "build_criterion", "build_optimizer", "build_run", "tile_shape", "total_steps"]
+__all__ = ["RunSetup", "build_criterion", "build_optimizer", "build_run", "plan_line", "tile_shape", "total_steps"]

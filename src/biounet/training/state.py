@@ -98,6 +98,7 @@ def save_state(run_dir: str | os.PathLike, state: TrainingState) -> Path:
     try:
         model = {k: v.detach().to("cpu").contiguous() for k, v in state.model.items()}
         save_file(model, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+        _kill_drill(state.step, "files")
         if state.ema is not None:
             ema = {k: v.detach().to("cpu").contiguous() for k, v in state.ema.items()}
             save_file(ema, str(tmp / "ema.safetensors"), metadata={"format": FORMAT})
@@ -125,10 +126,20 @@ def save_state(run_dir: str | os.PathLike, state: TrainingState) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _kill_drill(state.step, "renamed")
     files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(final.iterdir())}
     write_json_atomic(root / MANIFEST, {"format": FORMAT, "step": state.step, "directory": name, "files": files})
     _prune(root, keep=name)
     return final
+
+
+def _kill_drill(step: int, moment: str) -> None:
+    """Test hook: ``BIOUNET_TEST_KILL_IN_SAVE_STATE=STEP:MOMENT`` kills the process with SIGKILL while it saves
+    step ``STEP``, at ``files`` (the step directory half-written) or ``renamed`` (whole, the manifest not yet)."""
+    if os.environ.get("BIOUNET_TEST_KILL_IN_SAVE_STATE") == f"{step}:{moment}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def has_state(run_dir: str | os.PathLike) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,13 @@ from biounet.pipeline import Pipeline
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.description import describe_run
 from biounet.training.history import History
+from biounet.training.interrupts import StopRequests
 from biounet.training.progress import TrainingBar
 from biounet.training.report import write_training_report
 from biounet.training.resume import capture_state, restore_state
 from biounet.training.rundir import clear_run_dir, file_log, prepare_run_dir
 from biounet.training.schedule import RunClock, lr_factor, progress_fraction
-from biounet.training.setup import RunSetup, build_run
+from biounet.training.setup import RunSetup, build_run, plan_line
 from biounet.training.state import TrainingState, has_state, load_state, save_state
 from biounet.training.summary import TrainingSummary
 from biounet.training.validation import SETTING_KEYS, ValidationResult, main_metric, validate
@@ -76,15 +78,8 @@ class Trainer:
         source_config: the configuration file the run came from (copied beside config.json).
     """
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        run_dir: str | Path,
-        *,
-        resume: bool = False,
-        progress: bool = True,
-        source_config: str | Path | None = None,
-    ) -> None:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+                 source_config: str | Path | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.resume = resume
@@ -100,6 +95,8 @@ class Trainer:
         self.loss_sum, self.loss_count = 0.0, 0  # training loss since the last history row
         self.last_validation: ValidationResult | None = None
         self.clock = RunClock.for_config(config)
+        #: SIGINT / SIGTERM while the run runs (:mod:`biounet.training.interrupts`)
+        self.stops = StopRequests()
 
     # ------------------------------------------------------------------------------------- parts
 
@@ -146,21 +143,9 @@ class Trainer:
             self._restore()
         elif self.resume:
             log.info(f"{self.run_dir}: no checkpoint yet; starting from step 0")
-        self._log_plan()
+        log.info(plan_line(self.config, self.parts))
         if self.setup.total_steps is None and self.config.max_minutes is None:
             raise ConfigError("give steps, epochs or max_minutes: the run needs an end")
-
-    def _log_plan(self) -> None:
-        config, parts = self.config, self.parts
-        net = parts.model_config
-        log.info(
-            f"model: {net.spatial_dims}D U-Net, depth {net.depth}, base {net.base_channels}, {net.padding} padding, "
-            f"norm {net.norm}, {sum(p.numel() for p in parts.model.parameters()):,} parameters; tile "
-            f"{'x'.join(map(str, parts.input_shape))} -> {'x'.join(map(str, parts.output_shape))}, batch "
-            f"{config.batch_size}; {config.optim.name} lr {config.optim.lr:g} ({config.optim.schedule}); loss "
-            f"{config.loss.name}; {parts.device.type} {parts.precision}; steps {parts.total_steps or 'until time'}"
-            + (f", budget {config.max_minutes:g} min" if config.max_minutes else "")
-        )
 
     def _restore(self) -> None:
         state = load_state(self.run_dir)
@@ -269,23 +254,29 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train until the steps are done or the time budget is spent; returns what was produced.
 
-        Threads, global random generators and the ``biounet`` logger are restored on return.
+        Threads, global random generators, the ``biounet`` logger and the SIGINT/SIGTERM handlers are restored
+        on return. The first SIGINT or SIGTERM ends the run after the current step with a checkpoint
+        (``stopped_by`` is then ``"SIGINT"`` or ``"SIGTERM"``); see :mod:`biounet.training.interrupts`.
         """
-        with runtime.torch_threads(self.config.num_threads), runtime.preserved_rng_state(), file_log(self.run_dir):
+        with runtime.torch_threads(self.config.num_threads), runtime.preserved_rng_state(), \
+                file_log(self.run_dir), self.stops.installed():
             self._prepare_run_dir()
             self._start()
             stopped_by = self._loop()
             return self._finish(stopped_by)
 
     def _loop(self) -> str:
-        """Steps until an end is reached; returns it (``"steps"`` or ``"time"``)."""
+        """Steps until an end is reached; returns it (``"steps"``, ``"time"``, ``"SIGINT"`` or ``"SIGTERM"``)."""
         clock, parts = self.clock, self.parts
         clock.start()
         parts.model.train()
         bar = TrainingBar(parts.total_steps, clock.budget_s, self.step, clock.elapsed_before, self.progress)
         producer = BatchProducer(parts.sampler, self.config.batch_size, self.config.seed, start=self.step)
+        self.stops.deferred = True  # from here a signal ends the run after the step, with a checkpoint
         try:
             while parts.total_steps is None or self.step < parts.total_steps:
+                if self.stops.name:
+                    return self.stops.name
                 elapsed = clock.elapsed()
                 # stop early enough for one more step, the final validation and checkpoint
                 reserve = 2.0 * clock.step_s + (self.last_validation.seconds if self.last_validation else 0.0)
@@ -353,6 +344,8 @@ class Trainer:
 
     def _finish(self, stopped_by: str) -> TrainResult:
         """The final validation and checkpoint (unless the last step had them), the log line and the report."""
+        if stopped_by in ("SIGINT", "SIGTERM"):
+            return self._stopped(stopped_by)
         validated = any(row["kind"] == "val" and row["step"] == self.step for row in self.history.rows)
         if self.parts.val_samples and not validated:
             self._validate()
@@ -368,6 +361,18 @@ class Trainer:
             log.warning(f"the report could not be written: {error}")
         return TrainResult(self.run_dir, self.step, stopped_by, self.best, self.history)
 
+    def _stopped(self, signal_name: str) -> TrainResult:
+        """Stopped by a signal: a checkpoint, the last model (and the best when there is none yet), one line."""
+        from biounet.io.checkpoint import save_model
+
+        if self.checkpointed_step != self.step:
+            self.checkpoint(self.clock.elapsed(), plot=True)
+        if self.best is None and self.parts.val_samples:  # a run always leaves a model to predict with
+            save_model(self.kept_model, self.run_dir, pipeline=self.pipeline())
+        log.warning(f"stopped by {signal_name} at step {self.step}; checkpoint and model saved in {self.run_dir}. "
+                    f"Continue with: biounet train --out {shlex.quote(str(self.run_dir))} --resume")
+        return TrainResult(self.run_dir, self.step, signal_name, self.best, self.history)
+
     def summary(self, seconds: float) -> TrainingSummary:
         """What the report shows of this run (``seconds``: its wall-clock time)."""
         parts = self.parts
@@ -380,14 +385,8 @@ class Trainer:
         )
 
 
-def train(
-    config: TrainConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    source_config: str | Path | None = None,
-) -> TrainResult:
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          source_config: str | Path | None = None) -> TrainResult:
     """Run a training (see :class:`Trainer` and the module docstring)."""
     return Trainer(config, run_dir, resume=resume, progress=progress, source_config=source_config).run()
 
