@@ -107,33 +107,69 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
 
 
 def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ModelBundle:
-    """Load a model saved by :func:`save_model` (a file or a directory holding one), with its pipeline."""
+    """Load a model saved by :func:`save_model` (a file or a directory holding one), with its pipeline.
+
+    The configuration is checked against the tensors the file declares before any weights are allocated,
+    so a damaged or edited configuration (a huge depth or channel count) is refused, not built.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     p = resolve_model_path(path)
-    metadata = read_metadata(p)
-    try:
-        config = UNetConfig.from_dict(metadata["config"])
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{p}: invalid model configuration ({error})") from error
+    tensors, metadata = _read_header(p)
+    config = _checked_config(p, metadata, tensors)
     try:
         state = load_file(str(p), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise ModelFileError(f"{p}: corrupt or truncated safetensors file ({error})") from error
+        raise ModelFileError(f"{p}: corrupt or truncated safetensors file ({_first_line(error)})") from error
     model = UNet(config)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        raise ModelFileError(f"{p}: weights do not match the configuration ({first[0] if first else error})") from error
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{p}: weights do not match the configuration ({_first_line(error)})") from error
     model.to(device).eval()
     try:
         pipeline = Pipeline.from_dict(metadata.get("pipeline"))
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{p}: invalid pipeline description ({error})") from error
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
+        raise ModelFileError(f"{p}: invalid pipeline description ({_first_line(error)})") from error
     _warn_if_copy_edited(p, metadata)
     return ModelBundle(model=model, pipeline=pipeline, path=p)
+
+
+def _checked_config(p: Path, metadata: Mapping[str, Any], tensors: Mapping[str, Any]) -> UNetConfig:
+    """The model's configuration, refused unless the network it builds has exactly the file's tensor shapes.
+
+    The network is first built on the ``meta`` device (shapes, no memory); a depth beyond the number of
+    tensors is refused before even that, since every level has its own convolutions.
+    """
+    raw = metadata.get("config")
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{p}: invalid model configuration (no 'config' object in the metadata)")
+    depth = raw.get("depth", 0)
+    if isinstance(depth, int) and depth > len(tensors):
+        raise ModelFileError(f"{p}: invalid model configuration (depth {depth} for {len(tensors)} tensors)")
+    try:
+        config = UNetConfig.from_dict(raw)
+        with torch.device("meta"):
+            expected = {name: list(t.shape) for name, t in UNet(config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, OverflowError, IndexError, KeyError) as error:
+        raise ModelFileError(f"{p}: invalid model configuration ({_first_line(error)})") from error
+    found = {name: list(entry["shape"]) for name, entry in tensors.items()}
+    if expected != found:
+        missing = sorted(set(expected) - set(found))
+        unexpected = sorted(set(found) - set(expected))
+        differ = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        what = (
+            f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}" if unexpected
+            else f"{differ[0]} has shape {found[differ[0]]}, the configuration needs {expected[differ[0]]}"
+        )
+        raise ModelFileError(f"{p}: weights do not match the configuration ({what})")
+    return config
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:300]
 
 
 def _as_pipeline(pipeline: Pipeline | Mapping[str, Any] | None) -> Pipeline:
@@ -171,7 +207,15 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check the metadata of a biounet ``.safetensors`` file without loading the weights."""
-    p = Path(path)
+    return _read_header(Path(path))[1]
+
+
+def _read_header(p: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The tensor entries (name -> dtype, shape, data_offsets) and the decoded biounet metadata of ``p``.
+
+    Every failure, whatever the damage (truncation, flipped bits, edited fields), is a one-line
+    :class:`ModelFileError` naming the file; sizes are checked against the file before anything is read.
+    """
     try:
         with open(p, "rb") as handle:
             # A safetensors file starts with the little-endian length of its JSON header, then "{"; the
@@ -190,17 +234,42 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 raise ModelFileError(f"{p}: not a safetensors file, or truncated (header length {header_length})")
             handle.seek(8)
             header = json.loads(handle.read(header_length))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        if isinstance(error, ModelFileError):
-            raise
-        raise ModelFileError(f"{p}: not a readable safetensors file ({error})") from error
-    raw = header.get("__metadata__") or {}
-    if raw.get("format") is None or json.loads(raw["format"]) != FORMAT:
+    except ModelFileError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise ModelFileError(f"{p}: not a readable safetensors file ({_first_line(error)})") from error
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{p}: not a safetensors file (the header is not a JSON object)")
+    raw = header.pop("__metadata__", None) or {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ModelFileError(f"{p}: corrupt safetensors metadata (not an object of strings)")
+    if not _is_biounet_format(raw.get("format")):
         raise ModelFileError(f"{p}: a safetensors file, but not a biounet model (no '{FORMAT}' metadata)")
-    data_end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    try:
+        metadata = {key: json.loads(value) for key, value in raw.items()}
+    except (ValueError, RecursionError) as error:
+        raise ModelFileError(f"{p}: corrupt biounet metadata ({_first_line(error)})") from error
+    data_end = max((_tensor_end(p, name, entry) for name, entry in header.items()), default=0)
     if 8 + header_length + data_end > size:
         raise ModelFileError(f"{p}: truncated model file ({size} bytes, expected {8 + header_length + data_end})")
+    return header, metadata
+
+
+def _is_biounet_format(value: str | None) -> bool:
     try:
-        return {key: json.loads(value) for key, value in raw.items()}
-    except json.JSONDecodeError as error:
-        raise ModelFileError(f"{p}: corrupt biounet metadata ({error})") from error
+        return value is not None and json.loads(value) == FORMAT
+    except (ValueError, RecursionError):  # other tools store plain strings ("pt"), not JSON
+        return False
+
+
+def _tensor_end(p: Path, name: str, entry: Any) -> int:
+    """Where tensor ``name``'s data end, after checking that its header entry is well formed."""
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    ok = isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+    shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+    ok = ok and isinstance(shape, list) and all(count(n) for n in shape) and isinstance(offsets, list)
+    if not (ok and len(offsets) == 2 and all(count(n) for n in offsets) and offsets[0] <= offsets[1]):
+        raise ModelFileError(f"{p}: corrupt safetensors header (the entry of tensor {name[:80]!r})")
+    return offsets[1]

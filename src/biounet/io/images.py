@@ -8,7 +8,9 @@ decided by the caller (:mod:`biounet.data`), not here.  Every failure is an
 
 from __future__ import annotations
 
+import math
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,11 @@ from biounet.io.atomic import atomic_path
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = PIL_SUFFIXES + TIFF_SUFFIXES + (".npy", ".zarr")
+
+# The most a compressed file can expand: deflate 1032-fold, PackBits 128-fold, LZW (12-bit codes) ~3640-fold.
+DEFLATE_MAX_RATIO = 1100
+TIFF_MAX_RATIO = {1: 1, 8: DEFLATE_MAX_RATIO, 32946: DEFLATE_MAX_RATIO, 32773: 130, 5: 4096}
+ZARR_MAX_EMPTY_CHUNKS = 10_000
 
 
 def image_suffix(path: str | os.PathLike) -> str:
@@ -51,15 +58,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if suffix in PIL_SUFFIXES:
             array = _read_pil(p)
         elif suffix in TIFF_SUFFIXES:
-            import tifffile
-
-            array = tifffile.imread(p)
+            array = _read_tiff(p)
         elif suffix == ".npy":
+            _check_npy(p)
             array = np.load(p, allow_pickle=False)
         else:
-            import zarr
-
-            array = np.asarray(zarr.open_array(str(p), mode="r")[...])
+            array = np.asarray(_open_zarr(p, whole=True)[...])
     except ImageReadError:
         raise
     except Exception as error:  # every reader has its own exceptions; name the file and the cause
@@ -91,11 +95,10 @@ def open_image(path: str | os.PathLike) -> Any:
             except (ValueError, OSError):
                 return read_image(p)
         if suffix == ".npy":
+            _check_npy(p)
             return np.load(p, mmap_mode="r", allow_pickle=False)
         if suffix == ".zarr":
-            import zarr
-
-            return zarr.open_array(str(p), mode="r")
+            return LazyImage(_open_zarr(p, whole=False), p)
     except ImageReadError:
         raise
     except Exception as error:
@@ -145,7 +148,9 @@ def write_image(path: str | os.PathLike, array: np.ndarray, *, compress: bool = 
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image
 
+    _check_png_header(path)
     with Image.open(path) as img:
+        _check_memory(path, img.width * img.height * _pil_bytes_per_pixel(img.mode), f"{img.width}x{img.height}")
         img.load()
         if img.mode == "1":
             return np.asarray(img, dtype=np.uint8)
@@ -154,6 +159,165 @@ def _read_pil(path: Path) -> np.ndarray:
         if img.mode in ("I;16", "I;16B", "I;16L"):
             return np.asarray(img).astype(np.uint16)
         return np.asarray(img)
+
+
+def _pil_bytes_per_pixel(mode: str) -> int:
+    from PIL import Image
+
+    depth = 2 if "16" in mode else 4 if mode in ("I", "F") else 1
+    return max(Image.getmodebands(mode), 1) * depth
+
+
+def _check_png_header(path: Path) -> None:
+    """Refuse a PNG whose chunks or header declare more than the file can hold, before PIL allocates it.
+
+    Every chunk must end inside the file (PIL reads a chunk's declared length in one go), and deflate
+    expands at most 1032-fold, so a PNG of ``n`` bytes holds at most ~1032 n bytes of raw rows.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(29)
+        if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+            return  # not a PNG, or no header: PIL says what is wrong
+        position = 8
+        while position + 8 <= size:
+            handle.seek(position)
+            length, kind = struct.unpack(">I4s", handle.read(8))
+            if position + 12 + length > size:
+                raise ImageReadError(
+                    f"{path}: truncated or corrupt PNG (chunk {kind!r} at byte {position} declares {length} bytes; "
+                    f"the file has {size})"
+                )
+            if kind == b"IEND":
+                break
+            position += 12 + length
+    width, height, bits, colour = struct.unpack(">IIBB", head[16:26])
+    samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+    raw = height * (1 + (width * samples * bits + 7) // 8)
+    if raw > DEFLATE_MAX_RATIO * size:
+        raise ImageReadError(
+            f"{path}: corrupt PNG header ({width}x{height} pixels of {bits} bits cannot come from a file of "
+            f"{size} bytes)"
+        )
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """The first series of a TIFF file, its declared size checked against the file and memory first."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        declared = math.prod(int(n) for n in series.shape) * np.dtype(series.dtype).itemsize
+        ratios = [TIFF_MAX_RATIO.get(int(getattr(page, "compression", 0)), 0) for page in series.pages]
+        if ratios and min(ratios) > 0 and declared > max(ratios) * path.stat().st_size:
+            raise ImageReadError(
+                f"{path}: truncated or corrupt TIFF (the header declares {declared} bytes of pixels, shape "
+                f"{tuple(series.shape)}, more than a file of {path.stat().st_size} bytes can hold)"
+            )
+        _check_memory(path, declared, tuple(series.shape))
+        return tif.asarray()
+
+
+def _check_npy(path: Path) -> None:
+    """Refuse a ``.npy`` file whose header declares more data than the file holds (before allocating it)."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as handle:
+        version = npy.read_magic(handle)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+        offset = handle.tell()
+    if dtype.hasobject:
+        return  # np.load refuses it (no pickles)
+    if any(n < 0 for n in shape):
+        raise ImageReadError(f"{path}: corrupt .npy header (shape {shape})")
+    declared = math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    if offset + declared > size:
+        raise ImageReadError(
+            f"{path}: truncated .npy file (the header declares shape {shape} of {dtype}, {declared} bytes, "
+            f"the file holds {size - offset})"
+        )
+
+
+def _open_zarr(path: Path, *, whole: bool) -> Any:
+    """Open a zarr array; refuse chunks (and, for ``whole`` reads, arrays) that cannot fit in memory.
+
+    A whole read visits every chunk, stored or not (missing chunks are the fill value), at about 0.2 ms
+    each; an array that declares far more chunks than it stores is refused rather than read for minutes.
+    """
+    import zarr
+
+    z = zarr.open_array(str(path), mode="r")
+    itemsize = np.dtype(z.dtype).itemsize
+    shape = tuple(int(n) for n in z.shape)
+    chunk = tuple(int(n) for n in (getattr(z, "shards", None) or z.chunks))
+    if any(n < 0 for n in shape) or any(n < 1 for n in chunk):
+        raise ImageReadError(f"{path}: corrupt zarr metadata (shape {shape}, chunks {chunk})")
+    _check_memory(path, math.prod(chunk) * itemsize, chunk, what="a chunk")
+    if whole:
+        _check_memory(path, math.prod(shape) * itemsize, shape)
+        declared, stored = int(z.nchunks), int(z.nchunks_initialized)
+        if declared > ZARR_MAX_EMPTY_CHUNKS + 4 * stored:
+            raise ImageReadError(
+                f"{path}: the zarr array declares {declared} chunks (shape {shape}, chunks {chunk}) but stores "
+                f"{stored}; refusing to read it whole"
+            )
+    return z
+
+
+class LazyImage:
+    """A read-only array read on slicing (a zarr array), whose read errors are :class:`ImageReadError`.
+
+    Supports ``.shape``, ``.dtype``, ``.ndim`` and NumPy basic indexing; a damaged chunk met while
+    reading a tile becomes the one-line error naming the file rather than the codec's own exception.
+    """
+
+    def __init__(self, array: Any, path: Path) -> None:
+        self.array = array
+        self.path = path
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(array.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except Exception as error:  # codecs, stores and shapes all have their own exceptions
+            raise ImageReadError(f"{self.path}: cannot read image data ({_reason(error)})") from error
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[...]
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+
+def _check_memory(path: Path, nbytes: int, shape: Any, *, what: str = "the image") -> None:
+    """Refuse, before allocating, ``nbytes`` that this process cannot get (RAM available, address-space limit)."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise ImageReadError(
+            f"{path}: {what} (shape {shape}) needs {nbytes / 2**30:.1f} GiB of memory, more than the "
+            f"{budget / 2**30:.1f} GiB this process can use"
+        )
+
+
+def memory_budget() -> int:
+    """Bytes one array may take: half the available memory, or of the headroom under an address-space limit."""
+    import psutil
+
+    budget = psutil.virtual_memory().available
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            budget = min(budget, soft - psutil.Process().memory_info().vms)
+    except (ImportError, OSError, ValueError):
+        pass
+    return max(budget, 0) // 2
 
 
 def _pil_format(suffix: str) -> str:
