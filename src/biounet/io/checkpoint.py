@@ -187,7 +187,7 @@ def _warn_if_copy_edited(model_path: Path, metadata: Mapping[str, Any]) -> None:
         return  # no copy (or unreadable): nothing to compare
     try:
         edited = {k: v for k, v in json.loads(text).items() if k in metadata} != dict(metadata)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         edited = True
     if edited:
         log.warning(
