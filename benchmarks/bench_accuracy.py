@@ -44,7 +44,7 @@ def isbi_samples(names: list[str]):
 
 
 def dsb_split(quick: bool) -> tuple[list[str], list[str]]:
-    from biounet.data.readers import find_dsb
+    from biounet.data.dsb import find_dsb
     from biounet.training.data import validation_count
 
     ids = [entry[0] for entry in find_dsb(SHARED_DATA / "dsb2018_nuclei_fluo256" / "stage1_train")]
@@ -54,7 +54,7 @@ def dsb_split(quick: bool) -> tuple[list[str], list[str]]:
 
 
 def dsb_samples(names: list[str]):
-    from biounet.data.readers import read_dsb
+    from biounet.data.dsb import read_dsb
     from biounet.data.targets import TargetConfig
 
     target = TargetConfig(kind="instances", style="touching", boundary_width=1)

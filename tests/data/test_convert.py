@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from biounet.data.dsb import read_dsb
 from biounet.data.fetch import fetch, import_local
-from biounet.data.readers import read_dsb
 from biounet.data.targets import TargetConfig
 from biounet.errors import DataError
 from biounet.io.images import read_image, write_image

@@ -63,3 +63,18 @@ def test_statistics_leave_non_finite_values_out():
         assert np.isfinite(stats.offset).all() and np.isfinite(stats.scale).all()
     stats = image_statistics(image, NormalizationConfig(method="minmax"))
     assert stats.offset[0] == np.nanmin(clean[0]) and stats.offset[1] + stats.scale[1] == np.nanmax(clean[1])
+
+
+def test_training_readers_refuse_or_fill_nan_images(tmp_path):
+    from biounet.data.readers import read_folder_pairs
+    from biounet.data.targets import TargetConfig
+    from biounet.io.images import write_image
+
+    image = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    image[4, 4] = np.nan
+    write_image(tmp_path / "images" / "a.tif", image)
+    write_image(tmp_path / "masks" / "a.png", ((image > 0.5) * 255).astype(np.uint8))
+    with pytest.raises(NonFiniteImageError, match=r"a.tif: 1 pixel value .* NaN or infinite"):
+        read_folder_pairs(tmp_path / "images", tmp_path / "masks", TargetConfig())
+    data = read_folder_pairs(tmp_path / "images", tmp_path / "masks", TargetConfig(), nan_policy="fill")
+    assert np.isfinite(data.samples[0].image).all()

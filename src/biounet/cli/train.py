@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from biounet.cli import options
+from biounet.data.finite import NAN_POLICIES
 
 DESCRIPTION = """\
 Train a U-Net on your annotated images and write everything 'biounet predict' needs into RUN_DIR.
@@ -152,6 +153,9 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
              "probability of centring a tile on an object/boundary/membrane pixel (0)", type=float, metavar="P"),
         Flag("--normalization", "data.normalization.method", "intensity normalisation (percentile 1-99.8 per image)",
              choices=["percentile", "minmax", "zscore", "none"]),
+        Flag("--nan-policy", "data.nan_policy",
+             "images with NaN/infinite pixels: refuse (default) or fill them with the image's median",
+             choices=list(NAN_POLICIES)),
     ),
     "recipe and configuration": (
         Flag("--config", None, "YAML/TOML/JSON configuration (sections as in config.json)", metavar="FILE"),

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from biounet.data.download import check_sha256, read_sha256sums
-from biounet.data.readers import dsb_instance_map, scan_dsb
+from biounet.data.dsb import dsb_instance_map, scan_dsb
 from biounet.data.registry import Dataset
 from biounet.errors import DataError
 from biounet.io.hashing import sha256_file

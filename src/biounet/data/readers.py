@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+from biounet.data.finite import checked_image
 from biounet.data.normalization import NormalizationConfig, normalize
 from biounet.data.pairing import (
     file_stem,
@@ -41,7 +42,7 @@ from biounet.data.pairing import (
     pair_by_stem,
     strip_ending,
 )
-from biounet.data.targets import Target, TargetConfig, build_target, touching_target
+from biounet.data.targets import Target, TargetConfig, build_target
 from biounet.errors import DataError, ImageReadError
 from biounet.io.images import PIL_SUFFIXES, image_suffix, is_image_file, read_image
 
@@ -97,7 +98,7 @@ class TrainingData:
 
 
 @dataclass
-class _Raw:
+class RawSample:
     """An image before channel harmonisation: ``(C, *S)`` as in the file, plus where the channels were."""
 
     name: str
@@ -163,63 +164,6 @@ def pair_files(images_dir: str | os.PathLike, masks_dir: str | os.PathLike) -> l
     return paired.pairs
 
 
-def scan_dsb(root: str | os.PathLike) -> list[tuple[str, list[Path], list[Path]]]:
-    """``(id, image_paths, mask_paths)`` for every ``<root>/<id>/images`` folder, ids in natural order.
-
-    No checks: an entry may have no image or no masks.  :func:`find_dsb` (training) refuses such folders;
-    the dataset converter skips them with a warning.  Mask files are in file-name order, the order that
-    numbers the objects (see :func:`dsb_instance_map`).
-    """
-    entries = []
-    for folder in sorted((p for p in Path(root).iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
-        images_dir = folder / "images"
-        if not images_dir.is_dir():
-            continue
-        images = sorted((p for p in images_dir.iterdir() if is_image_file(p)), key=lambda p: p.name)
-        masks_dir = folder / "masks"
-        masks = sorted((p for p in masks_dir.iterdir() if is_image_file(p)), key=lambda p: p.name) \
-            if masks_dir.is_dir() else []
-        entries.append((folder.name, images, masks))
-    return entries
-
-
-def find_dsb(root: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
-    """``(id, image_path, mask_paths)`` for every sample of a DSB 2018 folder (``stage1_train`` or its parent)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such DSB folder")
-    if (root / "stage1_train").is_dir() and not (root / root.name / "images").is_dir():
-        root = root / "stage1_train"
-    entries = []
-    for name, images, masks in scan_dsb(root):
-        if len(images) != 1:
-            raise DataError(f"{root / name / 'images'}: expected exactly one image file, found {len(images)}")
-        if not masks:
-            raise DataError(f"{root / name / 'masks'}: no mask files (DSB layout: one PNG per object in <id>/masks/)")
-        entries.append((name, images[0], masks))
-    if not entries:
-        raise DataError(f"{root}: no DSB samples (expected <id>/images/<id>.png and <id>/masks/*.png)")
-    return entries
-
-
-def dsb_instance_map(mask_paths: Sequence[Path], shape: tuple[int, ...]) -> np.ndarray:
-    """``(Y, X)`` int32 instance map from one mask file per object: object ``i`` (1-based, in the order of
-    ``mask_paths``) is where mask ``i`` is ``> 0``; 0 is background.
-
-    Where masks overlap, the **first** mask wins: a pixel keeps the first object that claims it, so a later
-    mask can never overwrite part of an earlier object.  It is the usual convention (a pixel is labelled
-    once) and what ``biounet data fetch`` always wrote, so earlier converted datasets stay identical.  In the
-    real DSB data only <= 2 px in 2 images overlap; the rule matters for consistency, not accuracy.
-    """
-    instances = np.zeros(shape, dtype=np.int32)
-    for index, mask_path in enumerate(mask_paths, start=1):
-        mask = read_mask(mask_path, 2)
-        if mask.shape != tuple(shape):
-            raise DataError(f"{mask_path}: mask of shape {mask.shape} does not match its image {tuple(shape)}")
-        instances[(mask > 0) & (instances == 0)] = index
-    return instances
-
-
 # ------------------------------------------------------------------------------------------- channels
 
 
@@ -263,7 +207,7 @@ def _equal_channels(image: np.ndarray) -> bool:
     return image.shape[0] == 1 or bool(np.all(image == image[:1]))
 
 
-def harmonise_channels(raws: list[_Raw], normalization: NormalizationConfig) -> TrainingData:
+def harmonise_channels(raws: list[RawSample], normalization: NormalizationConfig) -> TrainingData:
     """Give every image the same channels (see module docstring), normalise, and build :class:`TrainingData`."""
     images = [_drop_constant_alpha(raw.image, raw.image_path) for raw in raws]
     grey = all(_equal_channels(image) for image in images)
@@ -298,14 +242,14 @@ def harmonise_channels(raws: list[_Raw], normalization: NormalizationConfig) -> 
 # --------------------------------------------------------------------------------------------- readers
 
 
-def _read(path: Path) -> np.ndarray:
+def read_image_file(path: Path) -> np.ndarray:
     image = read_image(path)
     if image.dtype.kind not in "uif" and image.dtype != bool:
         raise ImageReadError(f"{path}: unsupported pixel type {image.dtype}")
     return image
 
 
-def _split_sections(raw: _Raw) -> list[_Raw]:
+def _split_sections(raw: RawSample) -> list[RawSample]:
     """A stack ``(C, Z, Y, X)`` with its target, as Z 2D images (for a 2D model)."""
     target = raw.target
     out = []
@@ -315,7 +259,7 @@ def _split_sections(raw: _Raw) -> list[_Raw]:
             instances=None if target.instances is None else target.instances[z],
             convention=target.convention,
         )
-        out.append(_Raw(f"{raw.name}[z={z}]", raw.image[:, z], raw.channel_axis, section, raw.image_path,
+        out.append(RawSample(f"{raw.name}[z={z}]", raw.image[:, z], raw.channel_axis, section, raw.image_path,
                         raw.mask_path))
     return out
 
@@ -328,16 +272,21 @@ def read_folder_pairs(
     normalization: NormalizationConfig | None = None,
     spatial_dims: int = 2,
     names: Sequence[str] | None = None,
+    nan_policy: str = "refuse",
 ) -> TrainingData:
-    """Read every image/mask pair of two folders (``names``: only these stems) into :class:`TrainingData`."""
+    """Read every image/mask pair of two folders (``names``: only these stems) into :class:`TrainingData`.
+
+    Images with NaN/infinite pixels are refused or filled as ``nan_policy`` says (:mod:`biounet.data.finite`).
+    """
     pairs = pair_files(images_dir, masks_dir)
     if names is not None:
-        pairs = _select(pairs, names, Path(images_dir))
-    raws: list[_Raw] = []
+        pairs = select_names(pairs, names, Path(images_dir))
+    raws: list[RawSample] = []
     for name, image_path, mask_path in pairs:
         mask = read_mask(mask_path, spatial_dims)
-        image, axis = channels_first(_read(image_path), mask.shape, image_path)
-        raw = _Raw(name, image, axis, build_target(mask, target, str(mask_path)), image_path, mask_path)
+        image, axis = channels_first(read_image_file(image_path), mask.shape, image_path)
+        image = checked_image(image, str(image_path), nan_policy)
+        raw = RawSample(name, image, axis, build_target(mask, target, str(mask_path)), image_path, mask_path)
         raws.extend(_split_sections(raw) if mask.ndim == spatial_dims + 1 else [raw])
     data = harmonise_channels(raws, normalization or NormalizationConfig())
     data.notes.insert(0, f"read {len(pairs)} image/mask pairs from {images_dir} and {masks_dir}"
@@ -346,45 +295,7 @@ def read_folder_pairs(
     return data
 
 
-def read_dsb(
-    root: str | os.PathLike,
-    target: TargetConfig,
-    *,
-    normalization: NormalizationConfig | None = None,
-    names: Sequence[str] | None = None,
-) -> TrainingData:
-    """Read a DSB 2018 folder: instance map = enumeration of each sample's mask files (see
-    :func:`dsb_instance_map`: ``> 0``, the first file wins the few overlapping pixels)."""
-    if target.kind == "instances" and target.style == "membrane":
-        raise DataError(f"{root}: the DSB layout holds objects, not membranes; use the touching-cells target")
-    entries = find_dsb(root)
-    if names is not None:
-        entries = _select(entries, names, Path(root))
-    raws = []
-    for name, image_path, mask_paths in entries:
-        image = _read(image_path)
-        spatial = image.shape[:2]
-        instances = dsb_instance_map(mask_paths, spatial)
-        image_cf, axis = channels_first(image, spatial, image_path)
-        raws.append(_Raw(name, image_cf, axis, _dsb_target(instances, target), image_path,
-                         mask_paths[0].parent))
-    data = harmonise_channels(raws, normalization or NormalizationConfig())
-    objects = sum(len(m) for _, _, m in entries)
-    data.notes.insert(0, f"read {len(raws)} DSB samples with {objects} object masks from {root}")
-    return data
-
-
-def _dsb_target(instances: np.ndarray, config: TargetConfig) -> Target:
-    if config.kind == "semantic":
-        if config.classes:
-            raise DataError("DSB masks are objects: a semantic target from them has 2 classes, not "
-                            f"{config.classes}")
-        return Target(classes=(instances > 0).astype(np.uint8), convention="union of object masks")
-    return Target(classes=touching_target(instances, config.boundary_width), instances=instances,
-                  convention="one mask file per object")
-
-
-def _select(entries: list[tuple], names: Sequence[str], where: Path) -> list[tuple]:
+def select_names(entries: list[tuple], names: Sequence[str], where: Path) -> list[tuple]:
     wanted = list(names)
     by_name = {entry[0]: entry for entry in entries}
     missing = [n for n in wanted if n not in by_name]
@@ -393,6 +304,6 @@ def _select(entries: list[tuple], names: Sequence[str], where: Path) -> list[tup
     return [by_name[n] for n in wanted]
 
 
-def _conventions(raws: list[_Raw]) -> str:
+def _conventions(raws: list[RawSample]) -> str:
     counts = Counter(raw.target.convention for raw in raws)
     return "; ".join(f"{convention} ({count} file{'s' if count > 1 else ''})" for convention, count in counts.items())

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from biounet.augmentation import AugmentationConfig
+from biounet.data.finite import NAN_POLICIES
 from biounet.data.normalization import NormalizationConfig
 from biounet.data.targets import TargetConfig
 from biounet.errors import BiounetError
@@ -48,6 +49,8 @@ class DataConfig:
         target: how masks become classes (:class:`biounet.data.targets.TargetConfig`).
         normalization: intensity normalisation, saved with the model.
         foreground_prob: probability of centring a tile on an object / boundary / membrane pixel.
+        nan_policy: images with NaN/infinite pixels: ``"refuse"`` (one line naming the file) or ``"fill"``
+            (replaced by the image's median; see :mod:`biounet.data.finite`).
         cache_weights: also keep the weight maps as ``.npy`` files in ``RUN_DIR/cache``.
         preset: name of the data preset applied (informational).
     """
@@ -62,6 +65,7 @@ class DataConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     foreground_prob: float = 0.0
+    nan_policy: str = "refuse"
     cache_weights: bool = True
     preset: str | None = None
 
@@ -72,6 +76,8 @@ class DataConfig:
             raise ConfigError(f"data.val_split must be in [0, 1), not {self.val_split}")
         if not 0.0 <= self.foreground_prob <= 1.0:
             raise ConfigError(f"data.foreground_prob must be in [0, 1], not {self.foreground_prob}")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ConfigError(f"data.nan_policy must be one of {', '.join(NAN_POLICIES)}, not {self.nan_policy!r}")
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from biounet.data.readers import Sample, TrainingData, read_dsb, read_folder_pairs
+from biounet.data.dsb import read_dsb
+from biounet.data.readers import Sample, TrainingData, read_folder_pairs
 from biounet.errors import DataError
 from biounet.training.config import ConfigError, TrainConfig
 
@@ -50,20 +51,22 @@ def load_training_data(config: TrainConfig) -> tuple[TrainingData, list[Sample]]
     if data.layout == "dsb":
         if dims != 2:
             raise ConfigError("the DSB layout is 2D; use model.spatial_dims = 2")
-        train = read_dsb(data.images, data.target, normalization=data.normalization)
+        train = read_dsb(data.images, data.target, normalization=data.normalization, nan_policy=data.nan_policy)
     else:
         train = read_folder_pairs(data.images, data.masks, data.target, normalization=data.normalization,
-                                  spatial_dims=dims)
+                                  spatial_dims=dims, nan_policy=data.nan_policy)
     for note in train.notes:
         log.info(note)
     if data.val_images:
         if data.layout == "dsb":
-            val_data = read_dsb(data.val_images, data.target, normalization=data.normalization)
+            val_data = read_dsb(data.val_images, data.target, normalization=data.normalization,
+                                nan_policy=data.nan_policy)
         else:
             if not data.val_masks:
                 raise ConfigError("--val-images needs --val-masks")
             val_data = read_folder_pairs(data.val_images, data.val_masks, data.target,
-                                         normalization=data.normalization, spatial_dims=dims)
+                                         normalization=data.normalization, spatial_dims=dims,
+                                         nan_policy=data.nan_policy)
         if val_data.in_channels != train.in_channels:
             raise DataError(f"{data.val_images}: validation images have {val_data.in_channels} channel(s), "
                             f"the training images {train.in_channels}")
