@@ -29,3 +29,12 @@ def test_os_errors_are_one_line(monkeypatch, capsys, error, status, line):
     monkeypatch.setattr(biounet.cli.info, "run", fail)  # the parser is built anew by main() and takes this one
     assert cli_main.main(["info"]) == status
     assert capsys.readouterr().err.strip().splitlines() == [line]
+
+
+def test_usage_errors_are_one_line_naming_the_option(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli_main.main(["predict", "model", "image.png", "--out", "out", "--tile-size", "-5"])
+    assert caught.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["biounet predict: error: argument --tile-size: tile size must be positive, not '-5' "
+                     "(see 'biounet predict --help')"]

@@ -13,14 +13,22 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from biounet import __version__
 
 SUBCOMMANDS: tuple[str, ...] = ("demo", "train", "predict", "evaluate", "data", "export", "info")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line (the usage block only with ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="biounet",
         description=(
             "biounet: the U-Net (Ronneberger et al., MICCAI 2015) for biomedical image segmentation. "
