@@ -10,6 +10,7 @@ permissions) likewise as one line naming the path, with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,16 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _messages(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """biounet's log messages on stderr as ``biounet: ...`` (warnings only with ``--quiet``) for the command's
+    duration; the demo prints its own."""
+    from biounet.runtime import console_logging
+
+    if args.command == "demo":
+        return contextlib.nullcontext()
+    return console_logging(bool(getattr(args, "quiet", False)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _messages(args):
+            return int(args.func(args) or 0)
     except BiounetError as error:
         print(f"biounet: error: {error}", file=sys.stderr)
         return 2

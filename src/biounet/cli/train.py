@@ -278,18 +278,16 @@ def resume_config(args: argparse.Namespace, run_dir: Path) -> Any:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Train with biounet's messages on stderr (restored afterwards: the command may run in-process)."""
-    from biounet.runtime import console_logging
+    """Train (biounet's messages go to stderr through :func:`biounet.cli.main.main`)."""
     from biounet.training.interrupts import Interrupted, exit_status
 
-    with console_logging(args.quiet):
-        try:
-            return _run(args)
-        except Interrupted as stop:  # before the first step, or a second signal while saving
-            saved = "its last checkpoint is kept" if (Path(args.out) / "state").is_dir() else "nothing was saved"
-            print(f"biounet: stopped by {stop}; {saved}. Continue with: biounet train --out "
-                  f"{shlex.quote(args.out)} --resume", file=sys.stderr)
-            return exit_status(stop.signum)
+    try:
+        return _run(args)
+    except Interrupted as stop:  # before the first step, or a second signal while saving
+        saved = "its last checkpoint is kept" if (Path(args.out) / "state").is_dir() else "nothing was saved"
+        print(f"biounet: stopped by {stop}; {saved}. Continue with: biounet train --out "
+              f"{shlex.quote(args.out)} --resume", file=sys.stderr)
+        return exit_status(stop.signum)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -57,9 +57,10 @@ def non_finite_count(image: Any) -> int:
 
 def refusal(where: str, count: int, total: int) -> NonFiniteImageError:
     share = f"{100.0 * count / max(total, 1):.2g} %"
+    values = f"{count:,} pixel values ({share}) are" if count != 1 else f"1 pixel value ({share}) is"
     return NonFiniteImageError(
-        f"{where}: {count:,} pixel value{'s' if count != 1 else ''} ({share}) are NaN or infinite; fix the file, "
-        "or let biounet replace them by the image's median (--nan-policy fill)"
+        f"{where}: {values} NaN or infinite; fix the file, or let biounet replace them by the image's median "
+        "(--nan-policy fill)"
     )
 
 

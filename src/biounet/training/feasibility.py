@@ -108,7 +108,8 @@ def _with_depth(model: UNetConfig, depth: int) -> UNetConfig:
 
 
 def _shape(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape)
+    """``256x256``; factors beyond a million as powers of two (``2^50``), which is what deep pooling gives."""
+    return "x".join(f"2^{n.bit_length() - 1}" if n > 10**6 and n & (n - 1) == 0 else str(n) for n in shape)
 
 
 def _size(count: float) -> str:

@@ -58,6 +58,8 @@ def clear_run_dir(run_dir: str | Path) -> None:
 @contextlib.contextmanager
 def file_log(run_dir: Path) -> Iterator[logging.Handler]:
     """``run_dir/train.log`` receives biounet's INFO messages inside the block (the logger is restored)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: the run directory must be a folder, this is a file")
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
