@@ -7,7 +7,10 @@ as JSON, so another runtime can reproduce biounet's overlap-tile inference.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ def export_onnx(
     model = model.eval()
     example = _example_input(model, input_shape)
     axes = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
-    with atomic_path(path) as tmp, torch.inference_mode():
+    with atomic_path(path) as tmp, torch.inference_mode(), _tracing_quietly():
         torch.onnx.export(
             model, (example,), str(tmp), input_names=["image"], output_names=["logits"],
             dynamic_axes=axes, opset_version=opset, dynamo=False,
@@ -48,11 +51,21 @@ def export_torchscript(model: UNet, path: str | os.PathLike, *, input_shape: tup
     """Write ``model`` as a traced TorchScript module for a fixed tile shape, atomically."""
     model = model.eval()
     example = _example_input(model, input_shape)
-    with torch.inference_mode():
+    with torch.inference_mode(), _tracing_quietly():
         traced = torch.jit.trace(model, example)
     with atomic_path(path) as tmp:
         traced.save(str(tmp))
     return Path(path)
+
+
+@contextlib.contextmanager
+def _tracing_quietly() -> Iterator[None]:
+    """Silence the tracer's warnings that sizes become constants: an export is for one tile shape on purpose
+    (the JSON beside it says which), so they are expected and would only bury the command's own messages."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        yield
 
 
 def write_export_description(

@@ -108,3 +108,11 @@ def test_train_onto_a_full_disk(tmp_path: Path):
                          "--tile-size", "60", "--batch-size", "1", "--precision", "fp32", "--no-progress", "--quiet")
         assert_one_line(result, disk / "run")
         assert not [p for p in (disk / "run").rglob("*.safetensors")]
+
+
+def test_export_onto_a_full_disk(model: Path, tmp_path: Path):
+    with small_disk(tmp_path / "disk", 128) as disk:
+        fill(disk)
+        result = biounet("export", model / "run", disk / "model.onnx")
+        assert_one_line(result, disk)
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]

@@ -109,3 +109,25 @@ def test_numpy_generator_state_is_json(tmp_path):
     restored = np.random.default_rng()
     restored.bit_generator.state = load_state(tmp_path).rng["numpy"]
     assert restored.random() == generator.random()
+
+
+def test_a_full_disk_while_saving_the_state_is_an_os_error_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from biounet.training.state import STATE_DIR, TrainingState, save_state
+
+    model = torch.nn.Linear(2, 2)
+    state = TrainingState(step=3, model=model.state_dict(), optimizer=torch.optim.SGD(model.parameters(), 0.1)
+                          .state_dict(), rng={}, extra={})
+
+    def full(*args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, message: "No space left on device" })')
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OSError) as caught:
+        save_state(tmp_path, state)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename.endswith("model.safetensors")
+    assert not [p for p in (tmp_path / STATE_DIR).iterdir()]  # the half-written step folder is gone

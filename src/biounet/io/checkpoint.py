@@ -66,9 +66,6 @@ def save_model(
     :class:`~biounet.pipeline.Pipeline` or its dict form (``None``: a bare network).  Both files are
     written atomically; a crash leaves the previous files intact.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
-
     from biounet import __version__
 
     target = Path(path)
@@ -84,13 +81,28 @@ def save_model(
     }
     metadata = {key: json.dumps(value) for key, value in description.items()}
     with atomic_path(target) as tmp:
-        try:
-            save_file(state, str(tmp), metadata=metadata)
-        except SafetensorError as error:  # safetensors reports a full disk as its own error, not OSError
-            code = errno.ENOSPC if "No space left" in str(error) else errno.EIO
-            raise OSError(code, f"cannot write the model: {os.strerror(code)}", str(target)) from error
+        save_safetensors(state, tmp, metadata, name=target)
     write_json_atomic(target.with_suffix(".json"), description)
     return target
+
+
+def save_safetensors(
+    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, str] | None = None,
+    *, name: str | os.PathLike | None = None,
+) -> None:
+    """``safetensors.torch.save_file``, with a write failure as an ``OSError`` naming ``name`` (default ``path``).
+
+    safetensors reports a full disk as its own ``SafetensorError``; every biounet writer of tensors goes
+    through here so that it becomes the one-line error the command line prints for operating-system errors.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(dict(tensors), str(path), metadata=dict(metadata) if metadata is not None else None)
+    except SafetensorError as error:
+        code = errno.ENOSPC if "No space left" in str(error) else errno.EIO
+        raise OSError(code, os.strerror(code), str(name or path)) from error
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:

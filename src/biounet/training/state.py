@@ -30,6 +30,7 @@ import torch
 
 from biounet.errors import ModelFileError
 from biounet.io.atomic import write_json_atomic
+from biounet.io.checkpoint import save_safetensors
 from biounet.io.hashing import sha256_file
 
 STATE_DIR = "state"
@@ -89,24 +90,23 @@ def save_state(run_dir: str | os.PathLike, state: TrainingState) -> Path:
 
     Other step directories are removed once the manifest names the new one.
     """
-    from safetensors.torch import save_file
-
     root = Path(run_dir) / STATE_DIR
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state.step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         model = {k: v.detach().to("cpu").contiguous() for k, v in state.model.items()}
-        save_file(model, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+        save_safetensors(model, tmp / "model.safetensors", {"format": FORMAT}, name=root / name / "model.safetensors")
         _kill_drill(state.step, "files")
         if state.ema is not None:
             ema = {k: v.detach().to("cpu").contiguous() for k, v in state.ema.items()}
-            save_file(ema, str(tmp / "ema.safetensors"), metadata={"format": FORMAT})
+            save_safetensors(ema, tmp / "ema.safetensors", {"format": FORMAT}, name=root / name / "ema.safetensors")
         opt_tensors, opt_plain = flatten_optimizer(state.optimizer)
         rng_tensors = {"rng.torch": state.rng["torch"]} if "torch" in state.rng else {}
         for i, cuda_state in enumerate(state.rng.get("cuda", [])):
             rng_tensors[f"rng.cuda.{i}"] = cuda_state
-        save_file({**opt_tensors, **rng_tensors}, str(tmp / "optimizer.safetensors"), metadata={"format": FORMAT})
+        save_safetensors({**opt_tensors, **rng_tensors}, tmp / "optimizer.safetensors", {"format": FORMAT},
+                         name=root / name / "optimizer.safetensors")
         document = {
             "format": FORMAT,
             "step": state.step,
