@@ -104,6 +104,7 @@ def make_workspace(root: Path) -> None:
     labels[20:28, 20:28] = 2
     write_image(root / "gt" / "a.tif", labels)
     write_image(root / "pred" / "a.tif", labels)
+    write_image(root / "pred_scored" / "a.tif", labels)  # the case that writes --json onto its own folder
     negative = labels.copy()
     negative[0:2, 0:2] = -5
     write_image(root / "gt_negative" / "a.tif", negative)
@@ -169,7 +170,8 @@ def cases() -> list[Case]:
         ("predict", "logits as PNG", [*predict, "{W}/images", "--out", "{W}/o1", "--format", "png", "--output",
                                       "logits"]),
         ("predict", "2D image for a 3D model", ["predict", "{W}/run3d", "{W}/images/a.png", "--out", "{W}/o1"]),
-        ("evaluate", "--json onto the prediction folder", ["evaluate", "{W}/pred", "{W}/gt", "--json", "{W}/pred"]),
+        ("evaluate", "--json onto the prediction folder",
+         ["evaluate", "{W}/pred_scored", "{W}/gt", "--json", "{W}/pred_scored"]),
         ("evaluate", "--csv onto a folder of the user", ["evaluate", "{W}/pred", "{W}/gt", "--csv",
                                                          "{W}/user_folder"]),
         ("evaluate", "ground truth with negative labels", ["evaluate", "{W}/pred", "{W}/gt_negative", "--task",
@@ -218,9 +220,10 @@ def cases() -> list[Case]:
     ]
 
 
-def run_case(case: Case, workspace: Path, timeout: float) -> Outcome:
+def run_case(case: Case, workspace: Path, timeout: float, index: int) -> Outcome:
     group, what, arguments = case
-    args = [a.replace("{W}", str(workspace)) for a in arguments]
+    # every training case its own run folder, so that no case finds the run of another
+    args = [a.replace("{W}/t1", f"{{W}}/t{index}").replace("{W}", str(workspace)) for a in arguments]
     started = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-m", "biounet", *args], capture_output=True, text=True,
@@ -244,10 +247,10 @@ def table(outcomes: list[Outcome]) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
-    rows = ["| command | input | exit | stderr | what it says |", "|---|---|---|---|---|"]
+    rows = ["| command | input | exit | stderr | what it says (last line) |", "|---|---|---|---|---|"]
     for o in outcomes:
         said = "traceback" if o.traceback else f"{o.lines} line{'s' if o.lines != 1 else ''}"
-        rows.append(f"| {o.group} | {cell(o.what)} | {o.status} | {said} | {cell(o.last[:220])} |")
+        rows.append(f"| {o.group} | {cell(o.what)} | {o.status} | {said} | {cell(o.last[:240])} |")
     return "\n".join(rows)
 
 
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         make_workspace(workspace)
         outcomes = []
         for index, case in enumerate(cases(), 1):
-            outcome = run_case(case, workspace, args.timeout)
+            outcome = run_case(case, workspace, args.timeout, index)
             progress(f"[{index}/{len(cases())}] {outcome.group}: {outcome.what}: exit {outcome.status} "
                      f"({outcome.seconds:.1f} s){'' if outcome.clean else '  <-- not clean'}")
             outcomes.append(outcome)
