@@ -28,8 +28,10 @@ is a 3D stack for a 3D model; for a 2D model it is predicted slice by slice.
 For every input and requested output, DIR gets NAME_OUTPUT.FORMAT (e.g. cell_probabilities.tif) and
 a JSON sidecar NAME_OUTPUT.FORMAT.json recording the model (path, SHA-256), the settings, the image
 shape and the timings.  Every file is written atomically: after an error no partial file exists.
-Bad inputs (unreadable or truncated image, wrong dimensionality or channel count, a file that is not
-a biounet model) are reported before anything is predicted, in one line naming the file (exit 2)."""
+Bad inputs (unreadable or truncated image, wrong dimensionality or channel count, NaN or infinite
+pixels, a file that is not a biounet model) are all reported before anything is predicted, in one line
+naming each file (exit 2); --skip-bad predicts the good ones and exits 1 with the list. An output never
+replaces a folder it did not write."""
 
 EPILOG = """\
 outputs:

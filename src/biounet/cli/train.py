@@ -73,6 +73,12 @@ AFTERWARDS
   biounet predict RUN_DIR IMAGES... --out OUT_DIR     segment new images of any size
   biounet train --out RUN_DIR --resume [--steps N]    continue a stopped or killed run
 
+STOPPING
+  Ctrl-C or SIGTERM (a cluster scheduler's warning): the current step is finished, a checkpoint and the
+  model are saved, the command to --resume is printed, exit 130 / 143. A second Ctrl-C stops at once
+  (every file is written atomically). Before the first step the configuration is checked against the
+  network's size rules and this machine's memory, so a run that cannot fit stops at once.
+
 EXAMPLES
   biounet train --preset isbi2012 --images data/isbi2012_em --out runs/isbi --max-minutes 60
   biounet train --dsb data/dsb2018/stage1_train --out runs/dsb --steps 2000
