@@ -30,6 +30,34 @@ DEFAULT_SEED_THRESHOLD = 0.5
 DEFAULT_MIN_SEED_SIZE = 8
 
 
+@dataclass(frozen=True)
+class CellSettings:
+    """How cells are made from a membrane model's interior probability
+    (:func:`biounet.inference.cells.cells_from_membranes`).
+
+    Attributes:
+        interior_threshold: ``P(interior) > interior_threshold`` is the interior whose distance
+            transform gives the seeds (probability, 0..1).
+        seed_distance: seeds are the interior farther than this from the membrane, in the units of the
+            ``spacing`` (pixels when no spacing is given); larger values cut cells at narrower necks,
+            such as a faint membrane gap, but drop seeds of thin cells (their whole interior is then
+            the seed).
+        merge_threshold: neighbouring regions whose shared boundary has a mean membrane probability
+            (``1 - P(interior)``) below this are merged, lowest first (probability, 0..1; 0: no merging).
+        min_size: regions smaller than this many pixels (voxels) join the neighbour with the weakest
+            boundary.
+    """
+
+    interior_threshold: float = 0.5
+    seed_distance: float = 2.0
+    merge_threshold: float = 0.3
+    min_size: int = 16
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CellSettings:
+        return _from_mapping(cls, data, "target cells")
+
+
 @dataclass
 class TargetDescription:
     """What the network's output classes mean.
