@@ -7,7 +7,7 @@ import json
 import pytest
 
 from biounet.data.normalization import NormalizationConfig
-from biounet.pipeline import SCHEMA_VERSION, Pipeline, TargetDescription, TrainingRecord
+from biounet.pipeline import SCHEMA_VERSION, CellSettings, Pipeline, TargetDescription, TrainingRecord
 
 #: A model's pipeline as biounet wrote it before the schema had a version (a DSB run of that time).
 UNVERSIONED = {
@@ -67,6 +67,8 @@ def test_a_bare_model_has_the_default_normalisation_and_no_target():
         ({"training": {"epochs": 3}}, "training: unknown entry epochs"),
         ({"normalization": {"method": "percentile", "lo": 2}}, "normalization"),
         ({"schema_version": SCHEMA_VERSION + 1}, "newer than this biounet reads"),
+        ({"target": {"kind": "instances", "cells": {"seed": 2}}}, "target cells: unknown entry seed"),
+        ({"target": {"kind": "instances", "cells": 3}}, "target cells: expected a mapping"),
     ],
 )
 def test_unknown_entries_and_newer_schemas_are_refused(data, message):
@@ -88,3 +90,30 @@ def test_updated_overrides_top_level_entries_only():
     assert pipeline.normalization.method == "percentile"  # the original is unchanged
     other = Pipeline(tile_shape=[8, 8])
     assert pipeline.updated(other) == other
+
+
+#: A membrane model's pipeline as biounet wrote it with schema 1 (no cell settings).
+SCHEMA_1_MEMBRANES = {
+    "schema_version": 1,
+    "normalization": {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": True},
+    "target": {"kind": "instances", "style": "membrane", "class_names": ["membrane", "interior"],
+               "interior_class": 1, "foreground_classes": [0, 1], "classes": None, "threshold": 0.7,
+               "min_size": None},
+}
+
+
+def test_schema_1_reads_and_its_cells_are_the_defaults_at_its_threshold():
+    target = Pipeline.from_dict(SCHEMA_1_MEMBRANES).target
+    assert target.cells is None
+    assert target.cell_settings() == CellSettings(interior_threshold=0.7)
+    assert target.cell_settings(0.4).interior_threshold == 0.4
+
+
+def test_cell_settings_round_trip_typed():
+    cells = CellSettings(interior_threshold=0.6, seed_distance=3.0, merge_threshold=0.5, min_size=20)
+    pipeline = Pipeline(target=TargetDescription(kind="instances", style="membrane", interior_class=1, cells=cells))
+    data = json.loads(json.dumps(pipeline.to_dict()))
+    assert data["schema_version"] == 2 and data["target"]["cells"]["seed_distance"] == 3.0
+    read = Pipeline.from_dict(data)
+    assert read == pipeline and isinstance(read.target.cells, CellSettings)
+    assert read.target.cell_settings() == cells

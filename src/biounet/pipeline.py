@@ -10,7 +10,8 @@ it back with :meth:`Pipeline.from_dict`) to everything that uses a model (predic
 evaluation sidecars).
 
 The dictionary form has a ``schema_version``.  Models saved before it existed (schema 0: the same keys,
-no version) load unchanged; a newer schema than this biounet knows is refused with one line.
+no version) load unchanged, as do those of schema 1 (no ``target.cells``, added by schema 2: the cell
+settings of membrane models); a newer schema than this biounet knows is refused with one line.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from biounet.data.normalization import NormalizationConfig
 
 #: Version of :meth:`Pipeline.to_dict`'s layout; raise it when a field changes meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Seed threshold on ``P(interior)`` and smallest seed (pixels) when neither the caller nor the model says.
 DEFAULT_SEED_THRESHOLD = 0.5
@@ -72,6 +73,7 @@ class TargetDescription:
         classes: the mask values that were read as classes 0..K-1 (semantic), ``None`` if implicit.
         threshold: the interior threshold validation chose (seeds of touching objects, cells of membranes).
         min_size: the smallest seed in pixels validation chose (touching objects).
+        cells: how cells are made from the interior (membrane models; chosen by validation), else ``None``.
     """
 
     kind: str = "semantic"
@@ -82,6 +84,7 @@ class TargetDescription:
     classes: list[int] | None = None
     threshold: float | None = None
     min_size: int | None = None
+    cells: CellSettings | None = None
 
     def seed_settings(self, threshold: float | None = None, min_size: int | None = None) -> tuple[float, int]:
         """The seed threshold and smallest seed (pixels): the arguments if given, else the model's, else 0.5 / 8."""
@@ -91,9 +94,22 @@ class TargetDescription:
             min_size = self.min_size if self.min_size is not None else DEFAULT_MIN_SEED_SIZE
         return float(threshold), int(min_size)
 
+    def cell_settings(self, threshold: float | None = None) -> CellSettings:
+        """The model's cell settings (else the defaults at its interior threshold); ``threshold`` overrides
+        the interior threshold."""
+        cells = self.cells
+        if cells is None:
+            cells = CellSettings() if self.threshold is None else CellSettings(interior_threshold=float(self.threshold))
+        return cells if threshold is None else dataclasses.replace(cells, interior_threshold=float(threshold))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TargetDescription:
-        return _from_mapping(cls, data, "target")
+        fields = dict(data)
+        if fields.get("cells") is not None:
+            if not isinstance(fields["cells"], Mapping):
+                raise ValueError(f"target cells: expected a mapping, got {fields['cells']!r}")
+            fields["cells"] = CellSettings.from_dict(fields["cells"])
+        return _from_mapping(cls, fields, "target")
 
 
 @dataclass
@@ -185,4 +201,4 @@ def _from_mapping(cls: type, data: Mapping[str, Any], what: str) -> Any:
     return cls(**data)
 
 
-__all__ = ["SCHEMA_VERSION", "Pipeline", "TargetDescription", "TrainingRecord"]
+__all__ = ["SCHEMA_VERSION", "CellSettings", "Pipeline", "TargetDescription", "TrainingRecord"]
