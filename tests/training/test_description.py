@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from biounet.data.targets import TargetConfig
+from biounet.pipeline import CellSettings
 from biounet.training.description import describe_target
 
 
@@ -24,3 +25,11 @@ def test_semantic_target_description():
     entry = describe_target(TargetConfig(classes=[0, 128, 255]))
     assert entry.kind == "semantic" and entry.style is None and entry.interior_class is None
     assert entry.classes == [0, 128, 255] and entry.foreground_classes == [1, 2]
+
+
+def test_membrane_cell_settings_chosen_by_validation_become_the_targets_cells():
+    chosen = {"adapted_rand_error": 0.05, "threshold": 0.7, "cells_adapted_rand_error": 0.03,
+              "cells_seed_distance": 4.0, "cells_merge_threshold": 0.5}
+    entry = describe_target(TargetConfig(kind="instances", style="membrane"), chosen)
+    assert entry.threshold == 0.7
+    assert entry.cells == CellSettings(interior_threshold=0.7, seed_distance=4.0, merge_threshold=0.5)

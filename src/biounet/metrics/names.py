@@ -11,6 +11,7 @@ from __future__ import annotations
 # Scores of a segmentation (ISBI 2012 / SNEMI3D); lower is better.
 ADAPTED_RAND_ERROR = "adapted_rand_error"  # 1 - Rand F-score of grown segments, GT label 0 ignored
 ADAPTED_RAND_ERROR_RAW = "adapted_rand_error_raw"  # the same of the components as thresholded (not grown)
+CELLS_ADAPTED_RAND_ERROR = "cells_adapted_rand_error"  # the same of inference.cells (watershed + agglomeration)
 VARIATION_OF_INFORMATION = "variation_of_information"  # bits
 WARPING_ERROR = "warping_error"  # fraction of pixels still wrong after topology-preserving warping
 PIXEL_ERROR = "pixel_error"  # 1 - pixel accuracy
@@ -29,6 +30,7 @@ MEAN_DICE = "mean_dice"
 HIGHER_IS_BETTER: dict[str, bool] = {
     ADAPTED_RAND_ERROR: False,
     ADAPTED_RAND_ERROR_RAW: False,
+    CELLS_ADAPTED_RAND_ERROR: False,
     VARIATION_OF_INFORMATION: False,
     WARPING_ERROR: False,
     PIXEL_ERROR: False,
@@ -45,6 +47,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 #: Short column headers of the ``biounet evaluate`` table; other names are their own header.
 COLUMN_TITLES: dict[str, str] = {
     ADAPTED_RAND_ERROR: "rand_err",
+    CELLS_ADAPTED_RAND_ERROR: "cells_rand_err",
     VARIATION_OF_INFORMATION: "VI",
     WARPING_ERROR: "warp_err",
     PIXEL_ERROR: "pixel_err",
@@ -67,6 +70,7 @@ __all__ = [
     "ADAPTED_RAND_ERROR",
     "ADAPTED_RAND_ERROR_RAW",
     "AVERAGE_PRECISION",
+    "CELLS_ADAPTED_RAND_ERROR",
     "COLUMN_TITLES",
     "DICE",
     "F1",

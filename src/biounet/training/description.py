@@ -13,14 +13,26 @@ from typing import Any
 
 from biounet.data.readers import TrainingData
 from biounet.data.targets import TargetConfig
-from biounet.pipeline import Pipeline, TargetDescription, TrainingRecord
+from biounet.pipeline import CellSettings, Pipeline, TargetDescription, TrainingRecord
 from biounet.training.config import TrainConfig
 from biounet.training.validation import SETTING_KEYS
 
 
 def describe_target(config: TargetConfig, chosen: Mapping[str, Any] | None = None) -> TargetDescription:
-    """What the classes of a network trained on ``config`` mean, with the settings validation ``chosen``."""
-    settings = {key: value for key, value in (chosen or {}).items() if key in SETTING_KEYS}
+    """What the classes of a network trained on ``config`` mean, with the settings validation ``chosen``.
+
+    The ``cells_`` settings of membranes become the target's :class:`~biounet.pipeline.CellSettings` at the
+    chosen interior ``threshold``.
+    """
+    settings: dict[str, Any] = {key: value for key, value in (chosen or {}).items() if key in SETTING_KEYS}
+    seed_distance = settings.pop("cells_seed_distance", None)
+    merge_threshold = settings.pop("cells_merge_threshold", None)
+    if seed_distance is not None and merge_threshold is not None:
+        settings["cells"] = CellSettings(
+            interior_threshold=float(settings.get("threshold", CellSettings.interior_threshold)),
+            seed_distance=float(seed_distance),
+            merge_threshold=float(merge_threshold),
+        )
     return TargetDescription(
         kind=config.kind,
         style=config.style if config.kind == "instances" else None,

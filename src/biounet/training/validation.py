@@ -3,7 +3,10 @@
 * Membranes (ISBI 2012, ``style="membrane"``): adapted Rand error of the segments grown from
   ``P(interior) > t`` at the best threshold ``t`` in 0.1..0.9 (the mean over the images at each
   threshold, :func:`biounet.evaluation.summary.best_common_threshold`, as ``biounet evaluate``), and
-  the pixel error; main metric ``adapted_rand_error`` (lower is better).
+  the pixel error; main metric ``adapted_rand_error`` (lower is better).  Beside it, the adapted Rand
+  error of the cells of :func:`biounet.inference.cells.cells_from_membranes` at that threshold, at the
+  best (seed distance, merge threshold) of a small grid (:data:`CELL_SEED_DISTANCES` x
+  :data:`CELL_MERGE_THRESHOLDS`, the mean over the images), saved with the model for ``biounet predict``.
 * Touching objects (``style="touching"``): instances from the probabilities (seeded watershed), F1 of
   the matches at IoU 0.5 at the best seed threshold and smallest seed size of a small grid (the mean
   over the images for each pair), and the IoU of the foreground; main metric ``f1`` (higher is better).
@@ -15,6 +18,7 @@ them with ``val_``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,13 +165,57 @@ def membrane_metrics(
     threshold = float(DEFAULT_THRESHOLDS[best])
     metrics = {rand: chosen.value, pixel: pixel_best.value, "threshold": threshold}
     per_image = [{rand: sw[rand].values[best], pixel: sw[pixel].values[best]} for sw in sweeps]
+    if samples:
+        cells_error, cells_per_image, settings = cell_metrics(samples, probabilities, threshold)
+        metrics.update({names.CELLS_ADAPTED_RAND_ERROR: cells_error, **settings})
+        for row, value in zip(per_image, cells_per_image):
+            row[names.CELLS_ADAPTED_RAND_ERROR] = value
     predictions = [segments_from_probability(probabilities[0][1], threshold)] if probabilities else []
     return metrics, per_image, predictions
 
 
+#: Seed distances (pixels) and merge thresholds (mean membrane probability) of the cells that validation
+#: tries for membranes: 6 settings, 3 watersheds per image (about 0.3 s for a 512 x 512 image).
+CELL_SEED_DISTANCES: tuple[float, ...] = (1.0, 2.0, 4.0)
+CELL_MERGE_THRESHOLDS: tuple[float, ...] = (0.3, 0.5)
+
+
+def cell_metrics(
+    samples: Sequence[Sample],
+    probabilities: list[np.ndarray],
+    threshold: float,
+    *,
+    seed_distances: Sequence[float] = CELL_SEED_DISTANCES,
+    merge_thresholds: Sequence[float] = CELL_MERGE_THRESHOLDS,
+) -> tuple[float, list[float], dict[str, float]]:
+    """Membranes: the adapted Rand error of the cells at interior ``threshold``, the best of the grid.
+
+    Returns (the mean error over the images at the best setting, the per-image errors there, the setting
+    as ``{"cells_seed_distance", "cells_merge_threshold"}``); one setting for the whole set, as the threshold.
+    """
+    from biounet.inference.cells import cells_over_grid
+    from biounet.metrics import adapted_rand_error
+    from biounet.metrics.sweep import best_index
+
+    grid = [(float(d), float(m)) for d in seed_distances for m in merge_thresholds]
+    errors = np.zeros((len(samples), len(grid)))
+    for i, (sample, probs) in enumerate(zip(samples, probabilities)):
+        for settings, cells in cells_over_grid(probs[1], threshold, seed_distances, merge_thresholds):
+            j = grid.index((settings.seed_distance, settings.merge_threshold))
+            errors[i, j] = adapted_rand_error(sample.target.instances, cells).error
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an image without cells is NaN: left out
+        mean = np.nanmean(errors, axis=0)
+    best = best_index(mean, higher_is_better=False)
+    seed_distance, merge_threshold = grid[best]
+    settings = {"cells_seed_distance": seed_distance, "cells_merge_threshold": merge_threshold}
+    return float(mean[best]), [float(e) for e in errors[:, best]], settings
+
+
 #: Entries of :attr:`ValidationResult.metrics` that are post-processing settings chosen by validation,
-#: not scores; the trainer saves the best checkpoint's in the model's pipeline target.
-SETTING_KEYS: tuple[str, ...] = ("threshold", "min_size")
+#: not scores; the trainer saves the best checkpoint's in the model's pipeline target (the ``cells_``
+#: ones, with ``threshold``, as its :class:`~biounet.pipeline.CellSettings`).
+SETTING_KEYS: tuple[str, ...] = ("threshold", "min_size", "cells_seed_distance", "cells_merge_threshold")
 
 #: Seed thresholds on ``P(interior)`` and smallest seeds (pixels) that validation tries for touching objects.
 SEED_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
