@@ -105,7 +105,7 @@ class TargetDescription:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TargetDescription:
         fields = dict(data)
-        if fields.get("cells") is not None:
+        if fields.get("cells") is not None and not isinstance(fields["cells"], CellSettings):
             if not isinstance(fields["cells"], Mapping):
                 raise ValueError(f"target cells: expected a mapping, got {fields['cells']!r}")
             fields["cells"] = CellSettings.from_dict(fields["cells"])

@@ -109,3 +109,32 @@ def test_flooding_only_shared_components_equals_one_watershed_over_the_foregroun
         assert np.array_equal(labels, reference)
     shared = ndimage.label(foreground)[0]
     assert any(len(np.unique(labels[(shared == c) & (labels > 0)])) > 1 for c in range(1, shared.max() + 1))
+
+
+def test_predict_makes_the_cells_of_a_membrane_model_with_its_cell_settings(rng, small_unet, tmp_path) -> None:
+    """A membrane model's instances are :func:`~biounet.inference.cells.cells_from_membranes` of P(interior)
+    with the model's cell settings (a given threshold replaces the interior threshold); the sidecar says so."""
+    import json
+
+    from biounet import predict
+    from biounet.inference.cells import CellSettings, cells_from_membranes
+    from biounet.io.checkpoint import load_bundle, save_model
+
+    model = small_unet(depth=2, num_classes=2)
+    image = rng.random((64, 64)).astype(np.float32)
+    target = {"kind": "instances", "style": "membrane", "interior_class": 1, "foreground_classes": [0, 1]}
+    probs = predict(model, image, precision="fp32", progress=False, pipeline={"target": target})
+    median = round(float(np.median(probs[1])), 3)
+    cells = CellSettings(interior_threshold=median, seed_distance=1.0, merge_threshold=0.5, min_size=4)
+    save_model(model, tmp_path / "run", pipeline={"target": {**target, "threshold": median, "cells": cells}})
+    bundle = load_bundle(tmp_path / "run")
+
+    saved = predict(bundle, image, output="instances", precision="fp32", progress=False)
+    assert np.array_equal(saved, cells_from_membranes(probs[1], cells)) and saved.min() >= 1
+    given = predict(bundle, image, output="instances", precision="fp32", progress=False, threshold=0.4)
+    expected = cells_from_membranes(probs[1], CellSettings(0.4, 1.0, 0.5, 4))
+    assert np.array_equal(given, expected)
+    predict(bundle, image, output="instances", precision="fp32", progress=False, out=tmp_path / "cells.tif")
+    settings = json.loads((tmp_path / "cells.tif.json").read_text())["settings"]
+    assert settings["cells"] == {"interior_threshold": median, "seed_distance": 1.0, "merge_threshold": 0.5,
+                                 "min_size": 4}

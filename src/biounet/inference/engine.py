@@ -5,7 +5,7 @@ with mirroring beyond the border, normalised with statistics taken once per imag
 network in batches (with test-time augmentation), and the kept centre of every tile goes into a strip
 buffer one tile-row high; full strips are converted and handed to the writers, so memory is bounded by
 a tile batch plus one strip.  Instances, a global watershed, are made at the end from the kept interior
-probability (:mod:`biounet.inference.instances`).
+probability (:mod:`biounet.inference.instances`; the cells of membrane models: :mod:`biounet.inference.cells`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 
 from biounet.data.finite import TileGuard
 from biounet.data.normalization import NormalizationConfig, apply_normalization, image_statistics
+from biounet.inference.cells import cells_from_membranes
 from biounet.inference.instances import InstanceTarget, instances_from_interior
 from biounet.inference.sources import ChannelFirstView
 from biounet.inference.tta import averaged_outputs
@@ -160,12 +161,15 @@ class TiledRun:
         t = time.perf_counter()
         writer = self.writers["instances"]
         for stack_index in np.ndindex(*self.stack):
-            labels = instances_from_interior(
-                self.interior[stack_index],
-                self.foreground[stack_index],
-                threshold=self.target.threshold,
-                min_size=self.target.min_size,
-            )
+            if self.target.cells is not None:
+                labels = cells_from_membranes(self.interior[stack_index], self.target.cells)
+            else:
+                labels = instances_from_interior(
+                    self.interior[stack_index],
+                    self.foreground[stack_index],
+                    threshold=self.target.threshold,
+                    min_size=self.target.min_size,
+                )
             writer.write(tuple(stack_index), labels)
         self.timings["instances_s"] = time.perf_counter() - t
 

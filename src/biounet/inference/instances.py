@@ -1,5 +1,8 @@
 """Instance label maps from class probabilities: separate touching cells (seeded watershed).
 
+(Membrane models, ISBI 2012 style, make their cells with :mod:`biounet.inference.cells` instead;
+:func:`instance_target` says which.)
+
 The network is trained to predict a cell *interior* class that stops short of the borders between
 touching cells (the paper's separation borders, or an explicit boundary class).  Connected components
 of the confident interior are the seeds, one per cell; a watershed on ``-P(interior)`` grows them back
@@ -22,6 +25,7 @@ from scipy import ndimage
 
 from biounet.errors import DataError
 from biounet.pipeline import DEFAULT_MIN_SEED_SIZE as DEFAULT_MIN_SIZE
+from biounet.pipeline import CellSettings
 
 if TYPE_CHECKING:  # annotations only: the checkpoint module imports torch
     from biounet.io.checkpoint import ModelBundle
@@ -112,12 +116,15 @@ class InstanceTarget:
         foreground_classes: classes that seeds grow over (their summed probability > 0.5).
         threshold: seeds are ``P(interior) > threshold``.
         min_size: seeds smaller than this many pixels are dropped.
+        cells: membrane models: the settings of :func:`~biounet.inference.cells.cells_from_membranes`,
+            which then makes the instances (every pixel a cell); ``None`` for touching objects.
     """
 
     interior_class: int
     foreground_classes: list[int]
     threshold: float
     min_size: int
+    cells: CellSettings | None = None
 
 
 def instance_target(
@@ -125,6 +132,9 @@ def instance_target(
 ) -> InstanceTarget:
     """The instance settings of ``bundle``: classes from its pipeline target, seeds as given,
     else the model's (chosen by training on its validation images), else 0.5 and 8 pixels.
+
+    A membrane model (target style ``"membrane"``) also gets its cell settings (the model's, else the
+    defaults at its threshold; a given ``threshold`` replaces the interior threshold).
 
     Raises :class:`~biounet.errors.DataError` naming the model when it was not trained for instances.
     """
@@ -140,5 +150,6 @@ def instance_target(
     foreground = [int(c) for c in target.foreground_classes or [interior]]
     if not all(0 <= c < classes for c in [interior, *foreground]):
         raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
+    cells = target.cell_settings(threshold) if target.style == "membrane" else None
     threshold, min_size = target.seed_settings(threshold, min_size)
-    return InstanceTarget(interior, foreground, threshold, min_size)
+    return InstanceTarget(interior, foreground, threshold, min_size, cells)

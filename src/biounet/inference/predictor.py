@@ -346,6 +346,8 @@ def _write_sidecars(
             settings["probability_dtype"] = options.probability_dtype
         if kind == "instances" and instances is not None:
             settings.update(threshold=instances.threshold, min_size=instances.min_size)
+            if instances.cells is not None:
+                settings["cells"] = dataclasses.asdict(instances.cells)
         paths = written if isinstance(written, list) else [written]
         for path in paths:
             content = build_sidecar(
