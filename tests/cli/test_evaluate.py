@@ -177,3 +177,16 @@ def test_predict_outputs_pair_by_name_and_class_probabilities_use_the_interior(t
     text = json.dumps(scores)
     assert '"7"' in text
     assert scores["mean"]["adapted_rand_error"] == 0.0
+
+
+def test_isbi_probability_maps_also_report_the_cells_rand_error(isbi_folders, tmp_path):
+    """Beside the threshold protocol, the cells of :mod:`biounet.inference.cells` (a column, not swept)."""
+    pred_dir, gt_dir = isbi_folders
+    out_json = tmp_path / "scores.json"
+    result = biounet("evaluate", pred_dir, gt_dir, "--task", "isbi", "--no-warping", "--json", out_json)
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0].split()
+    assert header.index("cells_rand_err") == header.index("pixel_err") + 2  # after pixel_err and its @t
+    perfect, gap = json.loads(out_json.read_text())["images"]
+    assert perfect["cells_adapted_rand_error"] == 0.0 and "cells_adapted_rand_error_threshold" not in perfect
+    assert gap["cells_adapted_rand_error"] < gap["adapted_rand_error"]  # the gap merges segments, not cells

@@ -47,3 +47,29 @@ def test_semantic_classes_per_class_scores():
     gt = np.array([[0, 1], [1, 2]])
     result = semantic_classes("s", gt.copy(), gt)
     assert result.row()["dice_2"] == 1.0 and result.row()[names.PIXEL_ERROR] == 0.0
+
+
+def test_a_probability_map_also_scores_its_cells_at_the_sidecars_settings(tmp_path):
+    """A faint gap merges two thresholded segments at every threshold but not two cells; the cells use the
+    settings of the model in the sidecar (here a merge threshold that joins every cell), else the defaults."""
+    import json
+    from dataclasses import asdict
+
+    from biounet.pipeline import CellSettings
+
+    label = grid_label()
+    write_image(tmp_path / "gt.png", label)
+    interior = np.where(label > 0, 0.8, 0.2).astype(np.float32)
+    interior[16, 8] = 0.8  # one pixel of a membrane missing
+    write_image(tmp_path / "p.tif", interior)
+    result = score_files("p", tmp_path / "p.tif", tmp_path / "gt.png", task="isbi", thresholds=(0.1, 0.5, 0.9))
+    row = result.row()
+    assert row[names.ADAPTED_RAND_ERROR] > 0.01 and row[names.CELLS_ADAPTED_RAND_ERROR] == 0.0
+    assert names.threshold_key(names.CELLS_ADAPTED_RAND_ERROR) not in row
+
+    cells = asdict(CellSettings(merge_threshold=1.0))
+    target = {"kind": "instances", "style": "membrane", "interior_class": 1, "cells": cells}
+    (tmp_path / "p.tif.json").write_text(json.dumps({"model": {"target": target}}))
+    merged = score_files("p", tmp_path / "p.tif", tmp_path / "gt.png", task="isbi", thresholds=(0.5,)).row()
+    assert merged[names.CELLS_ADAPTED_RAND_ERROR] > 0.5
+    assert merged[names.ADAPTED_RAND_ERROR] == row[names.ADAPTED_RAND_ERROR]

@@ -51,3 +51,13 @@ def test_table_uses_short_titles_and_files_use_canonical_names(tmp_path: Path):
     assert float(read[0][R]) == 0.1 and read[1]["rand_split"] == ""
     report = json_report(rows, mean, task="isbi", pred=Path("p"), gt=Path("g"), thresholds=(0.3, 0.5, 0.7))
     assert report["mean_protocol"].startswith("best common") and report["images"][0][R] == 0.1
+
+
+def test_unswept_extras_are_plain_means_beside_the_common_threshold():
+    C = names.CELLS_ADAPTED_RAND_ERROR
+    one, two = swept("a", (0.1, 0.2, 0.9)), swept("b", (0.9, 0.3, 0.1))
+    one.extras[C], two.extras[C] = 0.1, 0.3
+    mean = summarise([one, two], "isbi")
+    assert mean[C] == pytest.approx(0.2) and names.threshold_key(C) not in mean
+    assert one.row()[C] == 0.1
+    assert "cells_rand_err" in format_table([one.row(), mean], [R, C], [])

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [r.row() for r in results]
     mean = summarise(results, args.task)
-    metrics = list(dict.fromkeys(m for r in results for m in r.curves))
+    metrics = list(dict.fromkeys(m for r in results for m in [*r.curves, *r.extras]))
     extras = list(dict.fromkeys(k for r in results for k in r.part_names))
     if not args.quiet:
         print(format_table([*rows, mean], metrics, extras))

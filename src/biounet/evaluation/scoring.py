@@ -6,9 +6,9 @@ taken per threshold before one threshold is chosen for the whole set (:mod:`biou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,9 +19,13 @@ from biounet.evaluation.inputs import (
     class_probabilities_to_map,
     ground_truth_labels,
     read_plane_image,
+    sidecar_target,
 )
 from biounet.evaluation.tasks import TASK_METRICS, TASK_SELECTOR, prediction_kind
 from biounet.metrics import names
+
+if TYPE_CHECKING:
+    from biounet.pipeline import CellSettings
 
 
 @dataclass
@@ -30,7 +34,8 @@ class ImageResult:
 
     ``curves[m]`` holds metric ``m`` at every threshold (one value when nothing was swept),
     ``parts[m]`` the secondary numbers of ``m`` (split/merge scores, defect counts, ...) at every
-    threshold, ``selection[m]`` the index reported in the image's row.
+    threshold, ``selection[m]`` the index reported in the image's row, ``extras`` metrics that were not
+    swept (the cells of a membrane map, at their own settings): one value each.
     """
 
     name: str
@@ -39,6 +44,7 @@ class ImageResult:
     curves: dict[str, tuple[float, ...]]
     parts: dict[str, list[dict[str, float]]]
     selection: dict[str, int]
+    extras: dict[str, float] = field(default_factory=dict)
 
     @property
     def part_names(self) -> list[str]:
@@ -52,6 +58,7 @@ class ImageResult:
             row[metric] = values[index]
             if self.thresholds is not None:
                 row[names.threshold_key(metric)] = self.thresholds[index]
+        row.update(self.extras)
         for metric, per_threshold in self.parts.items():
             row.update(per_threshold[self.selection[metric]])
         return row
@@ -67,12 +74,14 @@ def evaluate_pair(
     thresholds: tuple[float, ...],
     warping: bool,
     pred_path: Path,
+    cells: CellSettings | None = None,
 ) -> ImageResult:
     """All metrics of one prediction/ground-truth pair of equal shape ``(*S)``.
 
     ``pred`` is read as ``pred_kind`` (a probability map is swept over ``thresholds``); ``gt`` holds
     integer labels (:func:`~biounet.evaluation.inputs.ground_truth_labels`).  ``warping=False`` skips
-    the warping error, the slowest metric.
+    the warping error, the slowest metric.  An isbi probability map also gets the adapted Rand error of
+    its cells (:func:`cell_scores` with ``cells``, else the default settings) as an extra.
     """
     from biounet.metrics import METRICS, score_metrics, sweep_metrics
     from biounet.metrics.sweep import best_index
@@ -86,12 +95,13 @@ def evaluate_pair(
         curves = {m: sweeps[m].values for m in metrics}
         details = {m: sweeps[m].details for m in metrics}
         used: tuple[float, ...] | None = thresholds
+        extras = cell_scores(prob, gt, cells) if task == "isbi" else {}
     else:
         components = pred if pred_kind == "labels" else None
         results = score_metrics(gt, pred != 0, metrics, components=components)
         curves = {m: (float(METRICS[m].value(results[m])),) for m in metrics}
         details = {m: (results[m],) for m in metrics}
-        used = None
+        used, extras = None, {}
     selector = TASK_SELECTOR[task]
     if selector is None:
         selection = {m: best_index(curves[m], METRICS[m].higher_is_better) for m in metrics}
@@ -99,7 +109,21 @@ def evaluate_pair(
         index = best_index(curves[selector], METRICS[selector].higher_is_better)
         selection = dict.fromkeys(metrics, index)
     parts = {m: [metric_parts(m, d) for d in details[m]] for m in metrics}
-    return ImageResult(name, pred_kind, used, curves, parts, selection)
+    return ImageResult(name, pred_kind, used, curves, parts, selection, extras)
+
+
+def cell_scores(prob: np.ndarray, gt: np.ndarray, settings: CellSettings | None) -> dict[str, float]:
+    """``{cells_adapted_rand_error}`` of the cells of an interior probability ``(*S)`` against ``gt`` cells.
+
+    The cells are :func:`~biounet.inference.cells.cells_from_membranes` (what ``biounet predict --output
+    instances`` makes for a membrane model), at one setting, so not swept; the ground truth's label 0
+    (membranes) is ignored, as for the thresholded segments.
+    """
+    from biounet.inference.cells import cells_from_membranes
+    from biounet.metrics import adapted_rand_error
+
+    cells = cells_from_membranes(prob, settings)
+    return {names.CELLS_ADAPTED_RAND_ERROR: float(adapted_rand_error(gt, cells).error)}
 
 
 def metric_parts(metric: str, result: Any) -> dict[str, float]:
@@ -142,7 +166,8 @@ def score_files(
     """Read a prediction and its ground truth, decide how to read the prediction, and score the pair.
 
     ``pred_kind`` is ``--pred-kind`` (see :func:`~biounet.evaluation.tasks.prediction_kind`); a binary
-    prediction is scored as a mask (isbi, instances) or as classes 0/1 (semantic).
+    prediction is scored as a mask (isbi, instances) or as classes 0/1 (semantic).  The cells of an isbi
+    probability map use the settings of the model in the prediction's sidecar, else the defaults.
     """
     pred, gt = read_plane_image(pred_path), read_plane_image(gt_path)
     pred = class_probabilities_to_map(pred, gt, task, pred_path)
@@ -157,9 +182,12 @@ def score_files(
     elif kind == "binary":
         pred = (pred != 0).astype("int32")
         kind = "labels"
+    target = sidecar_target(pred_path) if task == "isbi" and kind == "probability" else None
+    cells = target.cell_settings() if target is not None else None
     return evaluate_pair(
-        name, pred, gt_labels, task=task, pred_kind=kind, thresholds=thresholds, warping=warping, pred_path=pred_path
-    )
+        name, pred, gt_labels, task=task, pred_kind=kind, thresholds=thresholds, warping=warping,
+        pred_path=pred_path, cells=cells,
+    )  # fmt: skip
 
 
-__all__ = ["ImageResult", "evaluate_pair", "metric_parts", "score_files", "semantic_classes"]
+__all__ = ["ImageResult", "cell_scores", "evaluate_pair", "metric_parts", "score_files", "semantic_classes"]

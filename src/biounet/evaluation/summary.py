@@ -55,12 +55,14 @@ def summarise(results: list[ImageResult], task: str) -> dict[str, Any]:
     When every image was swept over the same thresholds this is the ISBI protocol
     (:func:`best_common_threshold` of each metric, or of the task's selector metric for all of them).
     The secondary numbers (split/merge, defect counts) are averaged at the same threshold as their metric.
-    Otherwise it is the plain mean of the per-image values.
+    Otherwise it is the plain mean of the per-image values.  Unswept extras (the cells' Rand error) are
+    plain means in both cases.
     """
     from biounet.metrics import METRICS
 
     mean: dict[str, Any] = {"image": "mean", "pred_kind": ""}
     metrics = list(dict.fromkeys(m for r in results for m in r.curves))
+    extras = list(dict.fromkeys(k for r in results for k in r.extras))
     sweeps = {r.thresholds for r in results}
     if len(sweeps) == 1 and None not in sweeps:
         thresholds = results[0].thresholds
@@ -72,9 +74,10 @@ def summarise(results: list[ImageResult], task: str) -> dict[str, Any]:
             mean[names.threshold_key(m)] = thresholds[index]
             for key in dict.fromkeys(k for r in results for k in (r.parts[m][index] if m in r.parts else {})):
                 mean[key] = nanmean([r.parts[m][index].get(key) for r in results if m in r.parts])
+        mean.update({key: nanmean([r.extras.get(key) for r in results]) for key in extras})
         return mean
     rows = [r.row() for r in results]
-    keys = metrics + list(dict.fromkeys(k for r in results for k in r.part_names))
+    keys = metrics + extras + list(dict.fromkeys(k for r in results for k in r.part_names))
     mean.update({key: nanmean([row.get(key) for row in rows]) for key in keys})
     return mean
 
