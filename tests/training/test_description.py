@@ -33,3 +33,11 @@ def test_membrane_cell_settings_chosen_by_validation_become_the_targets_cells():
     entry = describe_target(TargetConfig(kind="instances", style="membrane"), chosen)
     assert entry.threshold == 0.7
     assert entry.cells == CellSettings(interior_threshold=0.7, seed_distance=4.0, merge_threshold=0.5)
+
+
+def test_the_cells_own_interior_threshold_is_kept():
+    chosen = {"threshold": 0.6, "cells_interior_threshold": 0.9, "cells_seed_distance": 1.0,
+              "cells_merge_threshold": 0.7}
+    entry = describe_target(TargetConfig(kind="instances", style="membrane"), chosen)
+    assert entry.threshold == 0.6
+    assert entry.cells == CellSettings(interior_threshold=0.9, seed_distance=1.0, merge_threshold=0.7)

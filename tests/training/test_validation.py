@@ -14,6 +14,7 @@ from biounet.evaluation.summary import best_common_threshold, summarise
 from biounet.inference.cells import CellSettings, cells_from_membranes
 from biounet.metrics import DEFAULT_THRESHOLDS, adapted_rand_error, names, sweep_metrics
 from biounet.training.validation import (
+    CELL_INTERIOR_THRESHOLDS,
     CELL_MERGE_THRESHOLDS,
     CELL_SEED_DISTANCES,
     SETTING_KEYS,
@@ -25,7 +26,9 @@ from biounet.training.validation import (
 
 
 def test_public_names_and_main_metrics():
-    assert SETTING_KEYS == ("threshold", "min_size", "cells_seed_distance", "cells_merge_threshold")
+    assert SETTING_KEYS == (
+        "threshold", "min_size", "cells_interior_threshold", "cells_seed_distance", "cells_merge_threshold"
+    )
     assert callable(validate) and ValidationResult
     assert main_metric(TargetConfig(kind="instances", style="membrane")) == (names.ADAPTED_RAND_ERROR, False)
     assert main_metric(TargetConfig(kind="instances")) == (names.F1, True)
@@ -62,7 +65,7 @@ def test_membrane_threshold_is_the_best_common_threshold_of_evaluate(rng):
     assert mean[names.PIXEL_ERROR] == pytest.approx(metrics[names.PIXEL_ERROR])
 
 
-def test_membrane_cells_are_scored_at_the_best_setting_of_the_grid_and_at_the_chosen_threshold(rng):
+def test_membrane_cells_are_scored_at_the_best_setting_of_their_grid(rng):
     label = np.full((60, 60), 255, np.uint8)
     label[::15, :] = label[:, ::20] = 0
     target = membrane_target(label)
@@ -71,9 +74,11 @@ def test_membrane_cells_are_scored_at_the_best_setting_of_the_grid_and_at_the_ch
     samples = [Sample("0", np.zeros((1, 60, 60), np.float32), target, Path("0.png"))]
     metrics, per_image, _ = membrane_metrics(samples, [np.stack([1 - interior, interior])])
 
+    assert metrics["cells_interior_threshold"] in CELL_INTERIOR_THRESHOLDS
     assert metrics["cells_seed_distance"] in CELL_SEED_DISTANCES
     assert metrics["cells_merge_threshold"] in CELL_MERGE_THRESHOLDS
-    settings = CellSettings(interior_threshold=metrics["threshold"], seed_distance=metrics["cells_seed_distance"],
+    settings = CellSettings(interior_threshold=metrics["cells_interior_threshold"],
+                            seed_distance=metrics["cells_seed_distance"],
                             merge_threshold=metrics["cells_merge_threshold"])
     error = adapted_rand_error(target.instances, cells_from_membranes(interior, settings)).error
     assert metrics[names.CELLS_ADAPTED_RAND_ERROR] == pytest.approx(error)

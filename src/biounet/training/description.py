@@ -21,15 +21,18 @@ from biounet.training.validation import SETTING_KEYS
 def describe_target(config: TargetConfig, chosen: Mapping[str, Any] | None = None) -> TargetDescription:
     """What the classes of a network trained on ``config`` mean, with the settings validation ``chosen``.
 
-    The ``cells_`` settings of membranes become the target's :class:`~biounet.pipeline.CellSettings` at the
-    chosen interior ``threshold``.
+    The ``cells_`` settings of membranes become the target's :class:`~biounet.pipeline.CellSettings` (their
+    interior threshold, when validation chose none for the cells, is the threshold protocol's).
     """
     settings: dict[str, Any] = {key: value for key, value in (chosen or {}).items() if key in SETTING_KEYS}
+    interior_threshold = settings.pop("cells_interior_threshold", None)
     seed_distance = settings.pop("cells_seed_distance", None)
     merge_threshold = settings.pop("cells_merge_threshold", None)
     if seed_distance is not None and merge_threshold is not None:
+        if interior_threshold is None:
+            interior_threshold = settings.get("threshold", CellSettings.interior_threshold)
         settings["cells"] = CellSettings(
-            interior_threshold=float(settings.get("threshold", CellSettings.interior_threshold)),
+            interior_threshold=float(interior_threshold),
             seed_distance=float(seed_distance),
             merge_threshold=float(merge_threshold),
         )

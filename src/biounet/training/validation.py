@@ -166,7 +166,7 @@ def membrane_metrics(
     metrics = {rand: chosen.value, pixel: pixel_best.value, "threshold": threshold}
     per_image = [{rand: sw[rand].values[best], pixel: sw[pixel].values[best]} for sw in sweeps]
     if samples:
-        cells_error, cells_per_image, settings = cell_metrics(samples, probabilities, threshold)
+        cells_error, cells_per_image, settings = cell_metrics(samples, probabilities)
         metrics.update({names.CELLS_ADAPTED_RAND_ERROR: cells_error, **settings})
         for row, value in zip(per_image, cells_per_image):
             row[names.CELLS_ADAPTED_RAND_ERROR] = value
@@ -174,48 +174,58 @@ def membrane_metrics(
     return metrics, per_image, predictions
 
 
-#: Seed distances (pixels) and merge thresholds (mean membrane probability) of the cells that validation
-#: tries for membranes: 6 settings, 3 watersheds per image (about 0.3 s for a 512 x 512 image).
-CELL_SEED_DISTANCES: tuple[float, ...] = (1.0, 2.0, 4.0)
-CELL_MERGE_THRESHOLDS: tuple[float, ...] = (0.3, 0.5)
+#: The grid of cell settings that validation tries for membranes (one setting for the whole set is kept):
+#: interior thresholds on ``P(interior)`` for the seeds (the cells' own: a watershed that merges afterwards
+#: wants confident seeds, higher than the threshold protocol's best, which must close every gap itself),
+#: seed distances (pixels from the membrane) and merge thresholds (mean membrane probability on a shared
+#: boundary). 8 watersheds per image and validation; the merges are cheap.
+CELL_INTERIOR_THRESHOLDS: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95)
+CELL_SEED_DISTANCES: tuple[float, ...] = (1.0, 3.0)
+CELL_MERGE_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def cell_metrics(
     samples: Sequence[Sample],
     probabilities: list[np.ndarray],
-    threshold: float,
     *,
+    interior_thresholds: Sequence[float] = CELL_INTERIOR_THRESHOLDS,
     seed_distances: Sequence[float] = CELL_SEED_DISTANCES,
     merge_thresholds: Sequence[float] = CELL_MERGE_THRESHOLDS,
 ) -> tuple[float, list[float], dict[str, float]]:
-    """Membranes: the adapted Rand error of the cells at interior ``threshold``, the best of the grid.
+    """Membranes: the adapted Rand error of the cells (:mod:`biounet.inference.cells`), the best of the grid.
 
-    Returns (the mean error over the images at the best setting, the per-image errors there, the setting
-    as ``{"cells_seed_distance", "cells_merge_threshold"}``); one setting for the whole set, as the threshold.
+    Returns (the mean error over the images at the best setting, the per-image errors there, the setting as
+    ``{"cells_interior_threshold", "cells_seed_distance", "cells_merge_threshold"}``); one setting for the
+    whole set, as the threshold protocol keeps one threshold.
     """
     from biounet.inference.cells import cells_over_grid
     from biounet.metrics import adapted_rand_error
     from biounet.metrics.sweep import best_index
 
-    grid = [(float(d), float(m)) for d in seed_distances for m in merge_thresholds]
+    grid = [(float(t), float(d), float(m)) for t in interior_thresholds for d in seed_distances
+            for m in merge_thresholds]
     errors = np.zeros((len(samples), len(grid)))
     for i, (sample, probs) in enumerate(zip(samples, probabilities)):
-        for settings, cells in cells_over_grid(probs[1], threshold, seed_distances, merge_thresholds):
-            j = grid.index((settings.seed_distance, settings.merge_threshold))
-            errors[i, j] = adapted_rand_error(sample.target.instances, cells).error
+        for t in interior_thresholds:
+            for settings, cells in cells_over_grid(probs[1], t, seed_distances, merge_thresholds):
+                j = grid.index((settings.interior_threshold, settings.seed_distance, settings.merge_threshold))
+                errors[i, j] = adapted_rand_error(sample.target.instances, cells).error
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an image without cells is NaN: left out
         mean = np.nanmean(errors, axis=0)
     best = best_index(mean, higher_is_better=False)
-    seed_distance, merge_threshold = grid[best]
-    settings = {"cells_seed_distance": seed_distance, "cells_merge_threshold": merge_threshold}
+    interior_threshold, seed_distance, merge_threshold = grid[best]
+    settings = {"cells_interior_threshold": interior_threshold, "cells_seed_distance": seed_distance,
+                "cells_merge_threshold": merge_threshold}
     return float(mean[best]), [float(e) for e in errors[:, best]], settings
 
 
 #: Entries of :attr:`ValidationResult.metrics` that are post-processing settings chosen by validation,
 #: not scores; the trainer saves the best checkpoint's in the model's pipeline target (the ``cells_``
-#: ones, with ``threshold``, as its :class:`~biounet.pipeline.CellSettings`).
-SETTING_KEYS: tuple[str, ...] = ("threshold", "min_size", "cells_seed_distance", "cells_merge_threshold")
+#: ones as its :class:`~biounet.pipeline.CellSettings`).
+SETTING_KEYS: tuple[str, ...] = (
+    "threshold", "min_size", "cells_interior_threshold", "cells_seed_distance", "cells_merge_threshold"
+)
 
 #: Seed thresholds on ``P(interior)`` and smallest seeds (pixels) that validation tries for touching objects.
 SEED_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
