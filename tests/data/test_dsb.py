@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from biounet.data.dsb import dsb_instance_map, read_dsb
-from biounet.data.normalization import NormalizationConfig
 from biounet.data.targets import TargetConfig
 from biounet.io.images import write_image
-
-SEMANTIC = TargetConfig()
-NO_NORM = NormalizationConfig(method="none")
-
-
-def blob_mask(shape=(24, 32), high=255) -> np.ndarray:
-    mask = np.zeros(shape, dtype=np.uint8)
-    mask[5:12, 6:15] = high
-    mask[15:20, 20:28] = high
-    return mask
-
-
-def make_folders(tmp_path: Path, images: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> tuple[Path, Path]:
-    for folder, files in (("images", images), ("masks", masks)):
-        for name, array in files.items():
-            write_image(tmp_path / folder / name, array)
-    return tmp_path / "images", tmp_path / "masks"
 
 
 def test_dsb_layout_real_images(shared_data):
