@@ -73,8 +73,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         elif tmp.is_dir():
             (tmp / OUTPUT_MARKER).write_text("written by biounet: a later output of this name may replace it\n")
-        with _naming(final):
-            _commit(tmp, final)
+        _commit(tmp, final)
     except BaseException as error:
         _remove(tmp)
         if isinstance(error, OSError) and not error.filename:
@@ -84,7 +83,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
 
 @contextlib.contextmanager
 def _naming(final: Path) -> Iterator[None]:
-    """Give an ``OSError`` without a file name (a full disk in ``write``) the output's name."""
+    """Give an ``OSError`` without a file name the output's name, outside the ``try`` of :func:`atomic_path`
+    (whose ``except`` does the same for the writing and the rename)."""
     try:
         yield
     except OSError as error:

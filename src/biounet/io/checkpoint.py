@@ -130,6 +130,10 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
     p = resolve_model_path(path)
     tensors, metadata = _read_header(p)
     config = _checked_config(p, metadata, tensors)
+    try:  # before the weights are read: a bad description needs no tensors to be refused
+        pipeline = Pipeline.from_dict(metadata.get("pipeline"))
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
+        raise ModelFileError(f"{p}: invalid pipeline description ({_first_line(error)})") from error
     try:
         state = load_file(str(p), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
@@ -140,10 +144,6 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
     except (RuntimeError, TypeError, ValueError) as error:
         raise ModelFileError(f"{p}: weights do not match the configuration ({_first_line(error)})") from error
     model.to(device).eval()
-    try:
-        pipeline = Pipeline.from_dict(metadata.get("pipeline"))
-    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as error:
-        raise ModelFileError(f"{p}: invalid pipeline description ({_first_line(error)})") from error
     _warn_if_copy_edited(p, metadata)
     return ModelBundle(model=model, pipeline=pipeline, path=p)
 
