@@ -116,15 +116,16 @@ def verify_all(files: Iterable[tuple[Path, str | None]]) -> None:
 
     Run before anything is laid out, so that a damaged copy is reported whole, not one file per attempt.
     """
-    mismatched = []
+    mismatched = []  # (path, expected, actual)
     for path, expected in files:
         actual = sha256_file(path) if expected is not None else None
         if actual != expected:
-            mismatched.append(f"{path}: SHA-256 mismatch (expected {expected}, got {actual})")
+            mismatched.append((path, expected, actual))
     if len(mismatched) == 1:
-        raise DataError(f"{mismatched[0]}; not the published file")
+        path, expected, actual = mismatched[0]
+        raise DataError(f"{path}: SHA-256 mismatch (expected {expected}, got {actual}); not the published file")
     if mismatched:
-        shown = "; ".join(item.split(" (expected")[0] for item in mismatched[:MAX_LISTED_MISMATCHES])
+        shown = "; ".join(f"{path}: SHA-256 mismatch" for path, _, _ in mismatched[:MAX_LISTED_MISMATCHES])
         more = len(mismatched) - MAX_LISTED_MISMATCHES
         raise DataError(
             f"{len(mismatched)} files are not the published ones (nothing was laid out): {shown}"
