@@ -40,3 +40,11 @@ def test_help_does_not_import_torch():
     code = "import sys, biounet.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert shown.strip() == "False"
+
+
+def test_tile_shape_per_axis():
+    from biounet.errors import DataError
+
+    assert options.tile_shape(256, 2) == (256, 256) and options.tile_shape((8, 64, 64), 3) == (8, 64, 64)
+    with pytest.raises(DataError, match="--tile-size needs 1 or 3 numbers for a 3D model"):
+        options.tile_shape((64, 64), 3)

@@ -39,11 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.model)
     config = bundle.model.config
-    requested = args.tile_size or 256
-    requested = [requested] * config.spatial_dims if isinstance(requested, int) else list(requested)
-    if len(requested) != config.spatial_dims:
-        raise BiounetError(f"--tile-size needs 1 or {config.spatial_dims} numbers for a {config.spatial_dims}D model")
-    shape = sizes.valid_input_shape(config, requested)
+    requested = options.tile_shape(args.tile_size or 256, config.spatial_dims)
+    shape = sizes.valid_input_shape(config, list(requested))
     out = Path(args.out)
     if out.suffix == ".onnx":
         export_onnx(bundle.model, out, input_shape=shape)

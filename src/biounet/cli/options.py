@@ -26,6 +26,16 @@ def tile_size(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def tile_shape(size: int | tuple[int, ...], spatial_dims: int) -> tuple[int, ...]:
+    """A parsed ``--tile-size`` as one size per spatial axis of the model; one line if the count is wrong."""
+    from biounet.errors import DataError
+
+    shape = (size,) * spatial_dims if isinstance(size, int) else tuple(size)
+    if len(shape) != spatial_dims:
+        raise DataError(f"--tile-size needs 1 or {spatial_dims} numbers for a {spatial_dims}D model")
+    return shape
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
     try:

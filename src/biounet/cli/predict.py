@@ -167,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
         tta_transforms(args.tta, config)
     except ValueError as error:
         raise DataError(f"{args.model}: {error}") from error
-    if isinstance(args.tile_size, tuple) and len(args.tile_size) != config.spatial_dims:
-        raise DataError(f"--tile-size needs 1 or {config.spatial_dims} numbers for this {config.spatial_dims}D model")
+    if args.tile_size is not None:
+        options.tile_shape(args.tile_size, config.spatial_dims)
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
         instance_target(bundle, args.threshold, args.min_size)
