@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from biounet.data.download import DownloadError, check_sha256, download, read_sha256sums
+from biounet.data.download import DownloadError, download, read_sha256sums
 from biounet.data.registry import DATASETS
-from biounet.errors import DataError
 from biounet.io.hashing import sha256_file
 
 
@@ -73,13 +72,3 @@ def test_read_sha256sums_text_and_binary_mode_lines(tmp_path: Path):
     a, b = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
     (tmp_path / "SHA256SUMS").write_text(f"{a.upper()}  dir/a.png\n{b} *b.png\nnot a checksum line\n\n")
     assert read_sha256sums(tmp_path / "SHA256SUMS") == {"dir/a.png": a, "b.png": b}
-
-
-def test_check_sha256_returns_the_digest_or_refuses(tmp_path: Path):
-    path = tmp_path / "x.bin"
-    path.write_bytes(b"payload")
-    digest = hashlib.sha256(b"payload").hexdigest()
-    assert check_sha256(path, digest.upper(), "x") == digest
-    assert check_sha256(path, None, "x") == digest
-    with pytest.raises(DataError, match="x: SHA-256 mismatch"):
-        check_sha256(path, "0" * 64, "x")

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from biounet.errors import BiounetError, DataError
+from biounet.errors import BiounetError
 from biounet.io.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,6 @@ def read_sha256sums(path: str | os.PathLike) -> dict[str, str]:
         if match:
             sums[match.group(2).strip()] = match.group(1).lower()
     return sums
-
-
-def check_sha256(path: Path, expected: str | None, what: str) -> str:
-    """Return the file's SHA-256; raise :class:`DataError` when it differs from ``expected``."""
-    actual = sha256_file(path)
-    if expected is not None and actual != expected.lower():
-        raise DataError(f"{what}: SHA-256 mismatch (expected {expected}, got {actual}); not the published file")
-    return actual
 
 
 # -------------------------------------------------------------------------------------------- download
