@@ -138,3 +138,26 @@ def test_peak_memory_does_not_grow_with_the_image(tmp_path) -> None:
     probs = np.load(out, mmap_mode="r")
     assert probs.shape == (4, size, size) and np.allclose(probs[:, ::512, ::512].sum(axis=0), 1.0, atol=1e-5)
     assert rss["after"] - rss["before"] < output_bytes / 2, rss
+
+
+def test_on_progress_reports_tiles_and_an_exception_from_it_cancels_leaving_no_output(tmp_path):
+    """A GUI's bar gets (done, total) after every batch; its cancel (an exception) stops the run, no file left."""
+    from biounet.model import UNet
+
+    model = UNet(padding="same", base_channels=4, depth=2)
+    image = np.random.default_rng(0).random((200, 180)).astype(np.float32)
+    calls = []
+    predict(model, image, tile_size=64, batch_size=1, progress=False, on_progress=lambda d, t: calls.append((d, t)))
+    assert len(calls) > 2 and calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_after_two(done: int, total: int) -> None:
+        if done >= 2:
+            raise Cancelled
+
+    out = tmp_path / "p.tif"
+    with pytest.raises(Cancelled):
+        predict(model, image, tile_size=64, batch_size=1, progress=False, out=out, on_progress=cancel_after_two)
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +51,13 @@ class TiledRun:
         transforms: list,
         target: InstanceTarget | None,
         guard: TileGuard | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.model, self.source, self.grid, self.stack = model, source, grid, stack
         self.writers, self.device, self.precision = writers, device, precision
         self.progress, self.description = progress, description
         self.transforms, self.target, self.guard = transforms, target, guard
+        self.on_progress = on_progress
         self.timings = {"statistics_s": 0.0, "read_s": 0.0, "network_s": 0.0, "write_s": 0.0, "instances_s": 0.0}
         self.need_logits = "logits" in writers
         self.need_probabilities = bool({"probabilities", "labels", "instances"} & set(writers))
@@ -84,6 +86,7 @@ class TiledRun:
             leave=False,
         )
         strip: Strip | None = None
+        done = 0
         with prepared(self.model, self.device, self.precision) as fmt, bar:
             for jobs in batched(self._jobs(), batch_size):
                 outputs = self._run_batch(jobs, fmt)
@@ -96,6 +99,9 @@ class TiledRun:
                         )
                     strip.place(tile, {name: value[i] for name, value in outputs.items()})
                 bar.update(len(jobs))
+                done += len(jobs)
+                if self.on_progress is not None:
+                    self.on_progress(done, total)
             self._flush(strip)
         self._instances()
 

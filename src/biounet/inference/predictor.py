@@ -24,7 +24,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,8 @@ class PredictOptions:
             or ``"fill"`` (replaced by the image's median; see :mod:`biounet.data.finite`).
         progress: show a tqdm progress bar (tiles/s, ETA) on stderr.
         description: the progress bar's label.
+        on_progress: called as ``on_progress(done, total)`` (tiles) after every batch, for a GUI's bar;
+            an exception it raises (a cancel button's) stops the prediction, and no output is left behind.
     """
 
     tile_size: int | Sequence[int] | None = None
@@ -83,6 +85,7 @@ class PredictOptions:
     nan_policy: str = "refuse"
     progress: bool = True
     description: str = "predict"
+    on_progress: Callable[[int, int], None] | None = None
 
 
 @dataclass
@@ -114,6 +117,7 @@ def predict(
     threshold: float | None = None,
     min_size: int | None = None,
     nan_policy: str = "refuse",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Segment an image of any size with the overlap-tile strategy.
 
@@ -149,6 +153,8 @@ def predict(
         nan_policy: NaN or infinite pixels in ``image``: ``"refuse"`` (raise
             :class:`~biounet.data.finite.NonFiniteImageError` naming the image and the count) or
             ``"fill"`` (replace them by the image's median).
+        on_progress: ``on_progress(done, total)`` in tiles after every batch (a GUI's progress bar); an
+            exception raised by it (a cancel button) stops the prediction, leaving no output file.
 
     Returns:
         The output array (in memory), or the output path when ``out`` is given.
@@ -173,6 +179,7 @@ def predict(
         min_size=min_size,
         nan_policy=nan_policy,
         progress=progress,
+        on_progress=on_progress,
     )
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
     if isinstance(image, torch.Tensor):
@@ -253,7 +260,7 @@ def predict_to(
         where = str((image_info or {}).get("path") or "the image")
         run = TiledRun(
             bundle.model, source, grid, stack, writers, options.progress, options.description, device, precision,
-            transforms, target, TileGuard(source, where, options.nan_policy),
+            transforms, target, TileGuard(source, where, options.nan_policy), options.on_progress,
         )
         with torch_threads(threads):
             run.execute(bundle.pipeline.normalization, batch_size)
