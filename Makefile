@@ -33,6 +33,7 @@ lint: install
 # the suite runs `benchmarks/run.py --quick` (tests/benchmarks), so it needs the peers too
 test: install $(PEERS)
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-xvfb.sh
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
