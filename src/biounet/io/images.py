@@ -241,14 +241,17 @@ def _check_npy(path: Path) -> None:
 
 
 def _open_zarr(path: Path, *, whole: bool) -> Any:
-    """Open a zarr array; refuse chunks (and, for ``whole`` reads, arrays) that cannot fit in memory.
+    """Open a zarr array (of an OME-Zarr image: level 0, see :mod:`biounet.io.omezarr`); refuse chunks (and,
+    for ``whole`` reads, arrays) that cannot fit in memory.
 
     A whole read visits every chunk, stored or not (missing chunks are the fill value), at about 0.2 ms
     each; an array that declares far more chunks than it stores is refused rather than read for minutes.
     """
     import zarr
 
-    z = zarr.open_array(str(path), mode="r")
+    from biounet.io.omezarr import is_omezarr, open_level0
+
+    z = open_level0(path)[0] if is_omezarr(path) else zarr.open_array(str(path), mode="r")
     itemsize = np.dtype(z.dtype).itemsize
     shape = tuple(int(n) for n in z.shape)
     chunk = tuple(int(n) for n in (getattr(z, "shards", None) or z.chunks))
