@@ -21,6 +21,65 @@ from biounet.model import sizes
 from biounet.model.unet import UNet
 
 
+class SizeGeneralForward(torch.nn.Module):
+    """``UNet.forward`` written so that the tracer keeps the sizes symbolic: one trace runs at every valid size.
+
+    ``UNet`` crops its skips with Python ints (``center_crop``), which a trace freezes to the traced tile,
+    so a traced network would only take that one size.  This module runs the same submodules with
+    the same weights (it owns none), but crops each skip by slicing with the traced sizes, so the
+    TorchScript and ONNX graphs of a bioimage.io package take every size ``min + n * step``.  Inputs
+    must be valid sizes that need no internal padding: for a same-padded network a multiple of
+    the total pooling factor (the package declares exactly those).  ``(B, C, *S)`` -> logits ``(B, K, *S_out)``.
+    """
+
+    def __init__(self, net: UNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net.encoder_first(x)
+        skips = [x]
+        for down in net.down:
+            x = down(x)
+            skips.append(x)
+        x = net.dropout(skips.pop())
+        for up in net.up:
+            y = up.up(x)
+            x = up.block(torch.cat([_crop_like(skips.pop(), y), y], dim=1))
+        return net.head(x)
+
+
+def _crop_like(skip: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The centre of ``skip`` with the spatial size of ``like``, sliced with traced (not frozen) sizes."""
+    index: list[slice] = [slice(None), slice(None)]
+    for axis in range(2, skip.dim()):
+        n = like.shape[axis]
+        start = (skip.shape[axis] - n) // 2
+        index.append(slice(start, start + n))
+    return skip[tuple(index)]
+
+
+def trace_size_general(model: UNet, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """A TorchScript trace of ``model`` (eval mode) that takes every valid size (see :class:`SizeGeneralForward`)."""
+    wrapper = SizeGeneralForward(model).eval()
+    with torch.inference_mode(), _tracing_quietly():
+        return torch.jit.trace(wrapper, example)
+
+
+def export_onnx_size_general(model: UNet, path: str | os.PathLike, example: torch.Tensor, opset: int = 17) -> Path:
+    """ONNX (input ``image``, output ``logits``) with batch and spatial axes dynamic, atomically."""
+    wrapper = SizeGeneralForward(model).eval()
+    spatial = {a: f"s{a}" for a in range(2, example.dim())}
+    axes = {"image": {0: "batch", **spatial}, "logits": {0: "batch", **spatial}}
+    with atomic_path(path) as tmp, torch.inference_mode(), _tracing_quietly():
+        torch.onnx.export(
+            wrapper, (example,), str(tmp), input_names=["image"], output_names=["logits"],
+            dynamic_axes=axes, opset_version=opset, dynamo=False,
+        )
+    return Path(path)
+
+
 def _example_input(model: UNet, input_shape: tuple[int, ...] | None) -> torch.Tensor:
     shape = tuple(input_shape) if input_shape else sizes.valid_input_shape(model.config, (256,) * model.spatial_dims)
     sizes.check_input_shape(model.config, shape)
