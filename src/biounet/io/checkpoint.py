@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from biounet.errors import ModelFileError
+from biounet.io import bioimageio as packages
 from biounet.io.atomic import atomic_path, write_json_atomic
 from biounet.model.config import UNetConfig
 from biounet.model.unet import UNet
@@ -123,7 +124,10 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
 
     The configuration is checked against the tensors the file declares before any weights are allocated,
     so a damaged or edited configuration (a huge depth or channel count) is refused, not built.
+    A bioimage.io package (``.zip``, its folder or ``rdf.yaml``) loads through :mod:`biounet.io.bioimageio`.
     """
+    if packages.is_package(path):
+        return _load_package(Path(path), device)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -146,6 +150,17 @@ def load_bundle(path: str | os.PathLike, *, device: str | torch.device = "cpu") 
     model.to(device).eval()
     _warn_if_copy_edited(p, metadata)
     return ModelBundle(model=model, pipeline=pipeline, path=p)
+
+
+def _load_package(path: Path, device: str | torch.device) -> ModelBundle:
+    """A package biounet made loads its attached biounet model; any other runs its ONNX/TorchScript weights."""
+    with packages.biounet_model_file(path) as inner:
+        if inner is not None:
+            bundle = load_bundle(inner, device=device)
+            bundle.path = path
+            return bundle
+    network, pipeline = packages.load_foreign(path, device)
+    return ModelBundle(network, pipeline, path)  # type: ignore[arg-type]  # a UNet's interface, not its class
 
 
 def _checked_config(p: Path, metadata: Mapping[str, Any], tensors: Mapping[str, Any]) -> UNetConfig:
