@@ -33,10 +33,12 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 @dataclass(frozen=True)
 class SegmentRequest:
-    """What the user chose: ``outputs`` (a subset of :data:`WIDGET_OUTPUTS`) and ``tta`` (1, 4 or 8)."""
+    """What the user chose: ``outputs`` (a subset of :data:`WIDGET_OUTPUTS`), ``tta`` (1, 4 or 8) and
+    ``batch_size`` (tiles per forward pass; ``None``: from the free memory, as ``biounet predict``)."""
 
     outputs: tuple[str, ...] = ("probabilities",)
     tta: int = 1
+    batch_size: int | None = None
 
 
 def load_model(path: str | os.PathLike | None) -> ModelBundle:
@@ -73,6 +75,8 @@ def check_request(bundle: ModelBundle, layer: Any, request: SegmentRequest) -> N
         raise ValueError(f"unknown output(s) {', '.join(unknown)} (choose from {', '.join(WIDGET_OUTPUTS)})")
     if request.tta not in (1, 4, 8):
         raise ValueError(f"TTA must be 1, 4 or 8, not {request.tta}")
+    if request.batch_size is not None and request.batch_size < 1:
+        raise ValueError(f"tiles per batch must be at least 1, not {request.batch_size}")
     d = bundle.config.spatial_dims
     if d == 3 and layer.ndim < 3:
         shape = tuple(int(n) for n in layer_array(layer).shape)
@@ -121,7 +125,8 @@ def segment(
     if cancel is not None and cancel.is_set():
         raise Cancelled()
     source, info = open_layer(bundle, layer)
-    options = PredictOptions(tta=request.tta, progress=False, on_progress=progress, description=layer.name)
+    options = PredictOptions(tta=request.tta, batch_size=request.batch_size, progress=False, on_progress=progress,
+                             description=layer.name)
     result = predict_to(bundle, source, {kind: None for kind in request.outputs}, options, image_info=info)
     return {kind: np.asarray(array) for kind, array in result.outputs.items()}
 

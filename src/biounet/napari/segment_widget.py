@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
 from qtpy.QtCore import QObject, Signal
 
 from biounet.napari.common import message_for
@@ -49,12 +49,14 @@ class SegmentWidget(Container):
                         for i, kind in enumerate(WIDGET_OUTPUTS)}
         self.tta = ComboBox(label="TTA", choices=[1, 4, 8], value=1,
                             tooltip="test-time augmentation: average over flips (4) and rotations (8)")
+        self.batch_size = SpinBox(label="tiles/batch", value=0, min=0, max=1024,
+                                  tooltip="tiles per forward pass; 0: chosen from the free memory")
         self.run_button = PushButton(text="Segment", label="")
         self.cancel_button = PushButton(text="Cancel", label="", enabled=False)
         self.progress = ProgressBar(value=0, min=0, max=1, label="tiles")
         self.status = Label(value="", label="")
         self.extend([self.model_path, self.folder_button, self.model_info, self.image, *self.outputs.values(),
-                     self.tta, self.run_button, self.cancel_button, self.progress, self.status])
+                     self.tta, self.batch_size, self.run_button, self.cancel_button, self.progress, self.status])
         self.worker: Any = None
         self._cancel = threading.Event()
         self._relay = _Relay()
@@ -97,7 +99,8 @@ class SegmentWidget(Container):
         return self._bundle
 
     def request(self) -> SegmentRequest:
-        return SegmentRequest(tuple(kind for kind, box in self.outputs.items() if box.value), int(self.tta.value))
+        outputs = tuple(kind for kind, box in self.outputs.items() if box.value)
+        return SegmentRequest(outputs, int(self.tta.value), int(self.batch_size.value) or None)
 
     def start(self, _value: Any = None) -> bool:
         """Check the choices (a message and False if they do not fit), then predict in a worker thread."""
