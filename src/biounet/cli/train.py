@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -72,6 +73,13 @@ RUN_DIR
 AFTERWARDS
   biounet predict RUN_DIR IMAGES... --out OUT_DIR     segment new images of any size
   biounet train --out RUN_DIR --resume [--steps N]    continue a stopped or killed run
+
+DATA-PARALLEL TRAINING
+  --nproc N runs this command under torchrun with N processes on this machine (the same as
+  torchrun --nproc-per-node N -m biounet train ...; on a cluster use torchrun or srun + torchrun). Each
+  process trains on --batch-size tiles, a step averages the gradients of all N * --batch-size tiles, and
+  process 0 alone validates and writes RUN_DIR. Batch norm becomes SyncBatchNorm on GPUs and group norm
+  on CPUs; --resume works as with one process. Threads per process: the cores / N (--threads overrides).
 
 STOPPING
   Ctrl-C or SIGTERM (a cluster scheduler's warning): the current step is finished, a checkpoint and the
@@ -201,7 +209,9 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
         Flag("--precision", "precision", "auto: bf16 on CPUs with AVX-512 BF16/AMX and on GPUs, else fp32",
              choices=["auto", "fp32", "bf16", "fp16"]),
         Flag("--device", "device", "auto, cpu, cuda, cuda:1, ..."),
-        Flag("--threads", "num_threads", "PyTorch CPU threads", type=int),
+        Flag("--threads", "num_threads", "PyTorch CPU threads (of each process)", type=int),
+        Flag("--nproc", None, "train data-parallel with N processes on this machine (starts torchrun)", type=int,
+             metavar="N"),
         Flag("--no-progress", None, "no progress bar", action="store_true"),
         Flag("--quiet", None, "only warnings and errors", action="store_true"),
     ),
@@ -287,9 +297,18 @@ def run_command(args: argparse.Namespace) -> int:
     """Train (biounet's messages go to stderr through :func:`biounet.cli.main.main`)."""
     from biounet.training.interrupts import Interrupted, exit_status
 
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:  # not yet inside torchrun: start it
+        from biounet.training.config import ConfigError
+        from biounet.training.launch import run_torchrun, torchrun_command
+
+        if args.nproc < 1:
+            raise ConfigError(f"--nproc must be >= 1, not {args.nproc}")
+        return run_torchrun(torchrun_command(args.nproc, forwarded_args(args)))
     try:
         return _run(args)
     except Interrupted as stop:  # before the first step, or a second signal while saving
+        if os.environ.get("RANK", "0") != "0":  # one process of a data-parallel run speaks
+            return exit_status(stop.signum)
         saved = "its last checkpoint is kept" if (Path(args.out) / "state").is_dir() else "nothing was saved"
         print(f"biounet: stopped by {stop}; {saved}. Continue with: biounet train --out "
               f"{shlex.quote(args.out)} --resume", file=sys.stderr)
@@ -314,16 +333,36 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
     else:
         config, source = build_config(args)
-        if args.overwrite:
+        if args.overwrite and os.environ.get("RANK", "0") == "0":
             clear_run_dir(run_dir)
     result = train(config, run_dir, resume=args.resume, progress=not args.no_progress, source_config=source)
     if result.stopped_by in ("SIGINT", "SIGTERM"):  # the trainer said how to continue
         return exit_status(getattr(signal, result.stopped_by))
+    if os.environ.get("RANK", "0") != "0":
+        return 0
     best = result.best
     summary = f"; best {best['metric']} {best['value']:.4f} at step {best['step']}" if best else ""
     print(f"trained {result.steps} steps ({result.stopped_by}){summary}; model: {run_dir / 'model.safetensors'}")
     print(f"segment images with: biounet predict {run_dir} IMAGES... --out OUT_DIR")
     return 0
+
+
+def forwarded_args(args: argparse.Namespace) -> list[str]:
+    """The arguments of this ``biounet train`` without ``--nproc``: what each torchrun worker is given."""
+    argv: list[str] = []
+    for flag in (flag for flags in FLAGS.values() for flag in flags if flag.flag != "--nproc"):
+        value = getattr(args, flag.dest)
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag.flag)
+        elif flag.flag == "--set":
+            argv += [part for item in value for part in ("--set", item)]
+        elif isinstance(value, (list, tuple)):
+            argv += [flag.flag, ",".join(map(str, value))]
+        else:
+            argv += [flag.flag, str(value)]
+    return argv
 
 
 def _assignment(item: str) -> tuple[str, Any]:

@@ -198,6 +198,9 @@ class TrainConfig:
         seed: seeds the initial weights, the tiles and dropout; same seed, same run.
         num_threads: PyTorch CPU threads (``None``: PyTorch's default).
         val_batch_size: tiles per batch in validation predictions (``None``: the predictor decides).
+        world_size: processes of a data-parallel run (written by the run, see
+            :mod:`biounet.training.distributed`); ``batch_size`` is each process's batch.
+        global_batch_size: ``batch_size * world_size``, the tiles of one optimiser step (written by the run).
     """
 
     recipe: str = "default"
@@ -220,6 +223,8 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None
     val_batch_size: int | None = None
+    world_size: int = 1
+    global_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.tile_shape, int):
@@ -228,7 +233,7 @@ class TrainConfig:
         if not self.tile_shape or any(n < 1 for n in self.tile_shape):
             raise ConfigError(f"tile_shape must be positive sizes in pixels, not {self.tile_shape}")
         for name in ("batch_size", "val_every", "log_every", "steps", "checkpoint_every", "num_threads",
-                     "val_batch_size"):
+                     "val_batch_size", "world_size", "global_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, not {getattr(self, name)}")
         for name in ("max_minutes", "epochs", "checkpoint_minutes"):

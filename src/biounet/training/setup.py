@@ -26,6 +26,13 @@ from biounet.model import UNet, UNetConfig, sizes
 from biounet.training.averaging import build_weight_average
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.data import load_training_data
+from biounet.training.distributed import (
+    DistributedContext,
+    GlobalBatchLoss,
+    ShardedSampler,
+    rank_device,
+    wrap_model,
+)
 from biounet.training.feasibility import check_training_fits
 from biounet.training.weights import attach_weight_maps
 
@@ -43,9 +50,12 @@ class RunSetup:
         input_shape, output_shape: the tile in and out, pixels per spatial axis.
         total_steps: the steps the run makes at most (``None``: until the time budget is spent).
         model: the trained network; ``average``: the moving average of its weights (``optim.ema``) or ``None``.
+        network: what the steps run: ``model``, or DistributedDataParallel around it in a data-parallel run.
         memory_format: the tensors' memory format (channels_last on the fast paths).
-        optimizer, criterion, scaler: the optimiser, the loss and the fp16 loss scaler (disabled otherwise).
-        sampler: draws the augmented training tiles.
+        optimizer, scaler: the optimiser and the fp16 loss scaler (disabled otherwise).
+        criterion: the loss, normalised over the global batch (``criterion.value``: its last global value).
+        sampler: draws this rank's augmented training tiles (:class:`~biounet.training.distributed.ShardedSampler`).
+        context: which process of a data-parallel run this is.
     """
 
     device: torch.device
@@ -60,14 +70,21 @@ class RunSetup:
     average: torch.optim.swa_utils.AveragedModel | None
     memory_format: torch.memory_format
     optimizer: torch.optim.Optimizer
-    criterion: torch.nn.Module
+    criterion: GlobalBatchLoss
     scaler: torch.amp.GradScaler
-    sampler: TileSampler
+    sampler: ShardedSampler
+    network: torch.nn.Module
+    context: DistributedContext
 
 
-def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
-    """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler."""
-    device = runtime.resolve_device(config.device)
+def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | None = None) -> RunSetup:
+    """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler.
+
+    In a data-parallel run (``context``) only rank 0 keeps the weight maps in ``run_dir/cache`` (the others
+    compute theirs in memory: one rank writes), and every rank builds the same network from the same seed.
+    """
+    context = context or DistributedContext()
+    device = rank_device(context, runtime.resolve_device(config.device))
     precision = runtime.resolve_precision(config.precision, device)
     check_training_fits(config, config.model, device, precision)  # before reading the data
     train_data, val_samples = load_training_data(config)
@@ -78,7 +95,8 @@ def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
     output_shape = sizes.output_shape(model_config, input_shape)
     if config.loss.uses_weight_map:
         started = time.perf_counter()
-        attach_weight_maps(train_data.samples, config, run_dir / "cache" if config.data.cache_weights else None)
+        cache = run_dir / "cache" if config.data.cache_weights and context.is_main else None
+        attach_weight_maps(train_data.samples, config, cache)
         log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma}) ready in "
                  f"{time.perf_counter() - started:.1f} s")
     total = total_steps(config, train_data, output_shape)
@@ -88,9 +106,9 @@ def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
     model = UNet(model_config).to(device).to(memory_format=memory_format)
     optimizer = build_optimizer(config, model)
     average = build_weight_average(model, config.optim.ema) if config.optim.ema else None
-    criterion = build_criterion(config)
+    criterion = GlobalBatchLoss(build_criterion(config), context)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    sampler = TileSampler(
+    tiles = TileSampler(
         train_data.samples,
         model_config,
         input_shape,
@@ -103,7 +121,8 @@ def build_run(config: TrainConfig, run_dir: Path) -> RunSetup:
         device=device, precision=precision, train_data=train_data, val_samples=val_samples,
         model_config=model_config, input_shape=input_shape, output_shape=output_shape, total_steps=total,
         model=model, average=average, memory_format=memory_format, optimizer=optimizer, criterion=criterion,
-        scaler=scaler, sampler=sampler,
+        scaler=scaler, sampler=ShardedSampler(tiles, context.rank, context.world_size),
+        network=wrap_model(model, context, device), context=context,
     )
 
 
@@ -114,10 +133,16 @@ def plan_line(config: TrainConfig, parts: RunSetup) -> str:
         f"model: {net.spatial_dims}D U-Net, depth {net.depth}, base {net.base_channels}, {net.padding} padding, "
         f"norm {net.norm}, {sum(p.numel() for p in parts.model.parameters()):,} parameters; tile "
         f"{'x'.join(map(str, parts.input_shape))} -> {'x'.join(map(str, parts.output_shape))}, batch "
-        f"{config.batch_size}; {config.optim.name} lr {config.optim.lr:g} ({config.optim.schedule}); loss "
+        f"{_batch(config)}; {config.optim.name} lr {config.optim.lr:g} ({config.optim.schedule}); loss "
         f"{config.loss.name}; {parts.device.type} {parts.precision}; steps {parts.total_steps or 'until time'}"
         + (f", budget {config.max_minutes:g} min" if config.max_minutes else "")
     )
+
+
+def _batch(config: TrainConfig) -> str:
+    if config.world_size == 1:
+        return str(config.batch_size)
+    return f"{config.batch_size} x {config.world_size} processes = {config.batch_size * config.world_size}"
 
 
 def tile_shape(config: TrainConfig, model_config: UNetConfig) -> tuple[int, ...]:
@@ -134,7 +159,7 @@ def total_steps(config: TrainConfig, train_data: TrainingData, output_shape: tup
     """``config.steps``, or the steps of ``config.epochs`` passes of output tiles over the training pixels."""
     if config.epochs is not None:
         pixels = sum(math.prod(s.spatial_shape) for s in train_data.samples)
-        per_step = config.batch_size * math.prod(output_shape)
+        per_step = config.batch_size * config.world_size * math.prod(output_shape)
         return max(1, math.ceil(config.epochs * pixels / per_step))
     return config.steps
 

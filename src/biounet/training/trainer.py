@@ -14,10 +14,14 @@ The run touches process-wide state only inside :meth:`Trainer.run`: PyTorch's th
 as it was. The parts of a run are built by :mod:`biounet.training.setup` (data: :mod:`.data`, weight
 maps: :mod:`.weights`, weight average: :mod:`.averaging`); the schedule and the clock are in
 :mod:`.schedule`, the progress bar in :mod:`.progress`, the report in :mod:`.report`.
+
+Data-parallel runs (``torchrun``, ``--nproc N``): every rank runs this loop on its share of the global batch,
+the ranks agree on clock and stop every step, rank 0 alone validates and writes (:mod:`.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shlex
@@ -30,10 +34,11 @@ import torch
 
 from biounet import runtime
 from biounet.data.dataset import BatchProducer
-from biounet.errors import BiounetError
 from biounet.pipeline import Pipeline
+from biounet.training import distributed
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.description import describe_run
+from biounet.training.distributed import DistributedContext
 from biounet.training.history import History
 from biounet.training.interrupts import StopRequests
 from biounet.training.progress import TrainingBar
@@ -43,6 +48,7 @@ from biounet.training.rundir import clear_run_dir, file_log, prepare_run_dir
 from biounet.training.schedule import RunClock, lr_factor, progress_fraction
 from biounet.training.setup import RunSetup, build_run, plan_line
 from biounet.training.state import TrainingState, has_state, load_state, save_state
+from biounet.training.step import TrainingDivergedError, backward_step, forward_loss, non_finite_weight
 from biounet.training.summary import TrainingSummary
 from biounet.training.validation import SETTING_KEYS, ValidationResult, main_metric, validate
 
@@ -50,10 +56,6 @@ log = logging.getLogger("biounet.train")
 
 #: Redraw the training curve at least this often (seconds) at checkpoints between validations.
 PLOT_SECONDS = 300.0
-
-
-class TrainingDivergedError(BiounetError, RuntimeError):
-    """The loss (or a weight) became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -76,14 +78,16 @@ class Trainer:
         resume: continue from ``run_dir/state`` (the configuration's data paths are used again).
         progress: show a tqdm progress bar on stderr.
         source_config: the configuration file the run came from (copied beside config.json).
+        context: which process of a data-parallel run this is (default: from torchrun's environment).
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-                 source_config: str | Path | None = None) -> None:
+                 source_config: str | Path | None = None, context: DistributedContext | None = None) -> None:
+        self.context = context or DistributedContext.from_env()
         self.config = config
         self.run_dir = Path(run_dir)
         self.resume = resume
-        self.progress = progress
+        self.progress = progress and self.context.is_main
         self.source_config = Path(source_config) if source_config else None
         #: data, network, optimiser ...: built by :func:`~biounet.training.setup.build_run` when the run starts
         self.setup: RunSetup | None = None
@@ -135,7 +139,7 @@ class Trainer:
 
     def _start(self) -> None:
         """Build the run, then continue a saved one (``resume``) or start at step 0."""
-        self.setup = build_run(self.config, self.run_dir)
+        self.setup = build_run(self.config, self.run_dir, self.context)
         validated = bool(self.setup.val_samples)
         name, higher = main_metric(self.config.data.target) if validated else ("loss", False)
         self.history = History(main_metric=name if validated else None, higher_is_better=higher)
@@ -162,11 +166,10 @@ class Trainer:
     # ---------------------------------------------------------------------------- checkpoints
 
     def _check_finite_weights(self) -> None:
-        for name, tensor in self.model.state_dict().items():
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise TrainingDivergedError(
-                    f"weights became NaN/infinite at step {self.step} ({name}); stopped. {self._diverged_hint()}"
-                )
+        name = non_finite_weight(self.model)
+        if name:
+            hint = self._diverged_hint()
+            raise TrainingDivergedError(f"weights became NaN/infinite at step {self.step} ({name}); stopped. {hint}")
 
     def _diverged_hint(self) -> str:
         kept = (f"The last good checkpoint (step {self.checkpointed_step}) is kept in {self.run_dir}"
@@ -227,28 +230,13 @@ class Trainer:
     # ------------------------------------------------------------------------------------- loop
 
     def _train_step(self, batch: Any) -> float:
-        """One optimiser step on ``batch``; returns its loss."""
-        parts = self.parts
-        device, fmt = parts.device, parts.memory_format
-        images = torch.from_numpy(batch.images).to(device).contiguous(memory_format=fmt)
-        labels = torch.from_numpy(batch.labels).to(device)
-        weights = torch.from_numpy(batch.weights).to(device) if batch.weights is not None else None
-        with runtime.autocast(parts.precision, device):
-            logits = parts.model(images)
-        loss = parts.criterion(logits, labels, weights)
-        value = float(loss.detach())
+        """One optimiser step on ``batch``; returns the global batch's loss."""
+        loss = forward_loss(self.parts, batch)
+        value = self.parts.criterion.value
         if not math.isfinite(value):
             hint = self._diverged_hint()
             raise TrainingDivergedError(f"the loss became {value} at step {self.step + 1}; stopped. {hint}")
-        parts.optimizer.zero_grad(set_to_none=True)
-        parts.scaler.scale(loss).backward()
-        if self.config.optim.grad_clip:
-            parts.scaler.unscale_(parts.optimizer)
-            torch.nn.utils.clip_grad_norm_(parts.model.parameters(), self.config.optim.grad_clip)
-        parts.scaler.step(parts.optimizer)
-        parts.scaler.update()
-        if parts.average is not None:
-            parts.average.update_parameters(parts.model)
+        backward_step(self.parts, loss, self.config.optim.grad_clip)
         return value
 
     def run(self) -> TrainResult:
@@ -258,9 +246,14 @@ class Trainer:
         on return. The first SIGINT or SIGTERM ends the run after the current step with a checkpoint
         (``stopped_by`` is then ``"SIGINT"`` or ``"SIGTERM"``); see :mod:`biounet.training.interrupts`.
         """
-        with runtime.torch_threads(self.config.num_threads), runtime.preserved_rng_state(), \
-                file_log(self.run_dir), self.stops.installed():
-            self._prepare_run_dir()
+        context, device = self.context, runtime.resolve_device(self.config.device)
+        distributed.adapt_config(self.config, context, device)
+        logs = file_log(self.run_dir) if context.is_main else contextlib.nullcontext()  # one rank writes
+        with runtime.torch_threads(distributed.threads_per_rank(context, self.config.num_threads)), logs, \
+                runtime.preserved_rng_state(), distributed.process_group(context, device), \
+                distributed.quiet_unless_main(context), self.stops.installed():
+            if context.is_main:
+                self._prepare_run_dir()
             self._start()
             stopped_by = self._loop()
             return self._finish(stopped_by)
@@ -275,14 +268,15 @@ class Trainer:
         self.stops.deferred = True  # from here a signal ends the run after the step, with a checkpoint
         try:
             while parts.total_steps is None or self.step < parts.total_steps:
-                if self.stops.name:
-                    return self.stops.name
-                elapsed = clock.elapsed()
                 # stop early enough for one more step, the final validation and checkpoint
                 reserve = 2.0 * clock.step_s + (self.last_validation.seconds if self.last_validation else 0.0)
-                if clock.out_of_time(elapsed, reserve):
-                    return "time"
+                elapsed = clock.elapsed()  # the ranks take rank 0's clock
+                out_of_time = clock.out_of_time(elapsed, reserve)
+                elapsed, stop = distributed.agree(self.context, parts.device, elapsed, out_of_time, self.stops.signum)
+                if stop:
+                    return stop
                 lr = self._set_learning_rate(elapsed)
+                distributed.seed_step(self.context, self.config.seed, self.step)
                 started = time.perf_counter()
                 _, batch = next(producer)
                 self.loss_sum += self._train_step(batch)
@@ -296,7 +290,8 @@ class Trainer:
                 self._validate_and_checkpoint()
         except TrainingDivergedError:
             bar.close()
-            self.history.write(self.run_dir)
+            if self.context.is_main:
+                self.history.write(self.run_dir)
             raise
         finally:
             producer.close()
@@ -328,6 +323,8 @@ class Trainer:
     def _validate_and_checkpoint(self) -> None:
         """Validate every ``val_every`` steps; checkpoint then, every ``checkpoint_every`` steps and minutes."""
         config, clock = self.config, self.clock
+        if not self.context.is_main:  # rank 0 validates and writes
+            return
         validate_now = bool(self.parts.val_samples) and self.step % config.val_every == 0
         if validate_now:
             self._validate()
@@ -344,6 +341,8 @@ class Trainer:
 
     def _finish(self, stopped_by: str) -> TrainResult:
         """The final validation and checkpoint (unless the last step had them), the log line and the report."""
+        if not self.context.is_main:
+            return TrainResult(self.run_dir, self.step, stopped_by, self.best, self.history)
         if stopped_by in ("SIGINT", "SIGTERM"):
             return self._stopped(stopped_by)
         validated = any(row["kind"] == "val" and row["step"] == self.step for row in self.history.rows)
@@ -386,14 +385,14 @@ class Trainer:
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          source_config: str | Path | None = None) -> TrainResult:
+          source_config: str | Path | None = None, context: DistributedContext | None = None) -> TrainResult:
     """Run a training (see :class:`Trainer` and the module docstring)."""
-    return Trainer(config, run_dir, resume=resume, progress=progress, source_config=source_config).run()
+    return Trainer(config, run_dir, resume=resume, progress=progress, source_config=source_config,
+                   context=context).run()
 
 
 def _minutes(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+    return "{}:{:02d}".format(*divmod(max(0, int(seconds)), 60))
 
 
 __all__ = ["TrainResult", "Trainer", "TrainingDivergedError", "clear_run_dir", "train"]
