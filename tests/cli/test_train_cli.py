@@ -225,3 +225,22 @@ def test_help_explains_folders_masks_outputs_and_predict():
     for words in ("--images", "--dsb", "0/255 or 0/1", "--classes", "RUN_DIR", "model.safetensors", "--resume",
                   "biounet predict RUN_DIR", "isbi2012", "--max-minutes"):
         assert words in text, words
+
+
+def test_nproc_starts_torchrun_with_every_other_argument(tmp_path, capsys):
+    """--nproc N re-runs the same command under torchrun (the real runs: tests/training/test_distributed.py)."""
+    from biounet.cli.main import build_parser, main
+    from biounet.cli.train import forwarded_args
+    from biounet.training.launch import torchrun_command
+
+    argv = ["train", "--images", "my images", "--masks", "m", "--out", "r", "--classes", "0,128,255", "--tile-size",
+            "60,64", "--set", "optim.lr=0.1", "--set", "seed=2", "--resume", "--norm", "none", "--nproc", "3"]
+    args = build_parser().parse_args(argv)
+    again = build_parser().parse_args(["train", *forwarded_args(args)])
+    assert {**vars(again), "nproc": 3, "func": None} == {**vars(args), "func": None}
+    command = torchrun_command(3, forwarded_args(args))
+    assert command[command.index("--nproc-per-node") + 1] == "3" and "--nproc" not in command
+    assert command[command.index("--master-addr") + 1] == "127.0.0.1"
+    assert command[command.index("biounet") - 1:] == ["-m", "biounet", "train", *forwarded_args(args)]
+    assert main(["train", "--out", str(tmp_path / "r"), "--nproc", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "biounet: error: --nproc must be >= 1, not 0"
