@@ -23,13 +23,17 @@ XVFB_REASON: list[str] = []
 
 
 def _start_xvfb() -> subprocess.Popen | None:
-    """Start ``Xvfb`` on a free display (it writes the number to a pipe) and set ``DISPLAY``; None if it cannot."""
+    """Start ``Xvfb`` on a free display (it writes the number to a pipe) and set ``DISPLAY``; None if it cannot.
+
+    ``-terminate``: the server ends when its last client (this process's QApplication) disconnects, so it
+    outlives no test run; stopping it earlier would take the QApplication down with an X I/O error.
+    """
     if shutil.which("Xvfb") is None:
         XVFB_REASON.append("Xvfb is not installed (scripts/ensure-xvfb.sh installs it as root with apt-get)")
         return None
     read_fd, write_fd = os.pipe()
     process = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1400x1000x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1400x1000x24", "-nolisten", "tcp", "-terminate"],
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
@@ -44,17 +48,27 @@ def _start_xvfb() -> subprocess.Popen | None:
     return process
 
 
-@pytest.fixture(scope="session", autouse=True)
-def x_server():
-    """Xvfb for the session when it can run (the Qt platform is chosen before the QApplication exists)."""
+@pytest.fixture(scope="session")
+def x_server() -> subprocess.Popen | None:
+    """Xvfb for the session when it can run, else Qt's offscreen platform (set before the QApplication exists)."""
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     process = _start_xvfb()
     if process is None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    yield process
-    if process is not None:
-        process.terminate()
-        process.wait(timeout=10)
+    return process
+
+
+@pytest.fixture
+def need_x_server(x_server) -> None:
+    """Skip (with the reason) a test that needs a real X display where Xvfb cannot run."""
+    if x_server is None:
+        pytest.skip(f"the napari viewer test needs a virtual X server: {'; '.join(XVFB_REASON)}")
+
+
+@pytest.fixture(scope="session")
+def qapp_args(x_server, pytestconfig) -> list[str]:
+    """pytest-qt's QApplication arguments; overridden so that the QApplication is made after :func:`x_server`."""
+    return [pytestconfig.getini("qt_qapp_name") or "pytest-qt-qapp"]
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +92,13 @@ TINY_SETTINGS = ("model.depth=2, model.base_channels=4, model.norm=null, model.d
 
 
 @pytest.fixture(scope="session")
+def tiny_settings() -> str:
+    return TINY_SETTINGS
+
+
+@pytest.fixture(scope="session")
 def trained_run(nuclei, tmp_path_factory) -> Path:
-    """A run folder trained through the Train widget's logic on napari layers (2 pairs, 6 steps, instances)."""
+    """A run folder trained through the Train widget's logic on napari layers (2 pairs, 4 steps, instances)."""
     from napari.components import ViewerModel
 
     from biounet.napari.train_logic import TrainRequest, parse_settings, prepare, run_training
@@ -88,8 +107,8 @@ def trained_run(nuclei, tmp_path_factory) -> Path:
     pairs = [(viewer.add_image(image, name=name), viewer.add_labels(labels, name=f"{name} labels"))
              for name, image, labels in nuclei[:2]]
     run_dir = tmp_path_factory.mktemp("napari") / "run"
-    settings = parse_settings(TINY_SETTINGS + ", steps=6, val_every=3, data.val_split=0.5")
+    settings = parse_settings(TINY_SETTINGS + ", steps=4, val_every=4, data.val_split=0.5")
     config = prepare(TrainRequest(run_dir, "instances", minutes=2.0, settings=settings), pairs)
     result = run_training(config, run_dir)
-    assert result.steps == 6
+    assert result.steps == 4
     return run_dir

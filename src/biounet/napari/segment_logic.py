@@ -93,11 +93,25 @@ def open_layer(bundle: ModelBundle, layer: Any) -> tuple[ChannelFirstView, dict[
     Channels: an RGB(A) layer has them last (the model's pipeline picks the ones it was trained on);
     otherwise a 1-channel model reads the layer as one channel, a multi-channel model as channels first.
     """
-    channels = "last" if getattr(layer, "rgb", False) else "none" if bundle.config.in_channels == 1 else "first"
+    data, rgb = layer_array(layer), bool(getattr(layer, "rgb", False))
+    if rgb and bundle.config.in_channels == 1 and not bundle.pipeline.channels:
+        data, rgb = grey(data), False  # a grey image saved as RGB(A), as napari opens DSB's PNGs
+    channels = "last" if rgb else "none" if bundle.config.in_channels == 1 else "first"
     return source_for_array(
-        layer_array(layer), bundle.config, channel_axis=channels, allow_stack=True, name=f"layer {layer.name!r}",
+        data, bundle.config, channel_axis=channels, allow_stack=True, name=f"layer {layer.name!r}",
         channels=bundle.pipeline.channels,
     )
+
+
+def grey(rgb: Any) -> np.ndarray:
+    """``(*S, 3 or 4)`` -> ``(*S)``: the first channel when R = G = B (grey saved as colour), else their mean.
+
+    For a 1-channel model on an RGB(A) layer; alpha is left out.
+    """
+    colour = np.asarray(rgb)[..., :3]
+    if np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2]):
+        return colour[..., 0]
+    return colour.mean(axis=-1, dtype=np.float32)
 
 
 def segment(

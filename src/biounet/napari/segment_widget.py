@@ -28,6 +28,18 @@ from biounet.napari.segment_logic import (
 )
 
 
+def _narrow(container: Container) -> None:
+    """Keep the dock narrow beside the canvas: long messages and paths wrap instead of widening it."""
+    container.native.setMaximumWidth(MAX_WIDTH)
+    for widget in container:
+        if isinstance(widget, Label):
+            widget.native.setWordWrap(True)
+
+
+#: Widest the dock widgets get, in pixels.
+MAX_WIDTH = 440
+
+
 class _Relay(QObject):
     """Carries ``(done, total)`` from the worker thread to the progress bar (a queued Qt signal)."""
 
@@ -57,6 +69,7 @@ class SegmentWidget(Container):
         self.status = Label(value="", label="")
         self.extend([self.model_path, self.folder_button, self.model_info, self.image, *self.outputs.values(),
                      self.tta, self.batch_size, self.run_button, self.cancel_button, self.progress, self.status])
+        _narrow(self)
         self.worker: Any = None
         self._cancel = threading.Event()
         self._relay = _Relay()
