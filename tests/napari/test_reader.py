@@ -7,7 +7,8 @@ import pytest
 
 import biounet
 from biounet.io.images import write_image
-from biounet.napari.reader import get_reader, is_ome_zarr
+from biounet.io.omezarr import is_omezarr
+from biounet.napari.reader import get_reader
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])
@@ -43,7 +44,7 @@ def test_other_files_are_left_to_napari(tmp_path):
     (tmp_path / "plain.tif.json").write_text('{"not": "biounet"}')
     assert get_reader(str(plain)) is None
     assert get_reader(str(tmp_path / "missing.tif")) is None
-    assert get_reader(str(tmp_path)) is None and not is_ome_zarr(tmp_path)
+    assert get_reader(str(tmp_path)) is None and not is_omezarr(tmp_path)
 
 
 def test_ome_zarr_image_and_labels(tmp_path):
@@ -59,7 +60,7 @@ def test_ome_zarr_image_and_labels(tmp_path):
     write_labels((image[0] > 128).astype(np.uint8), root, name="cells", axes="yx",
                  coordinate_transformations=[[{"type": "scale", "scale": [0.5, 0.25]}]], scaler=None)
     path = str(tmp_path / "cells.ome.zarr")
-    assert is_ome_zarr(tmp_path / "cells.ome.zarr")
+    assert is_omezarr(tmp_path / "cells.ome.zarr")
     layers = get_reader(path)(path)
     kinds = [kind for _, _, kind in layers]
     assert kinds == ["image", "labels"]

@@ -4,9 +4,10 @@
   probabilities and logits ``(K, *S)`` become one Image layer per class, named by the model's class
   names (uint8 probabilities are scaled back to [0, 1]); labels and instances become Labels layers.
   Files without a sidecar are left to napari's own readers (the reader returns ``None``).
-- An OME-Zarr (NGFF) folder: every image and label image in it through ``ome_zarr.reader`` (lazy, all
-  resolution levels), with the channel axis split into layers and the scale and translation of the
-  full-resolution level.
+- An OME-Zarr (NGFF) folder (:func:`biounet.io.omezarr.is_omezarr`; a biounet prediction written as
+  OME-Zarr too): every image and label image in it through ``ome_zarr.reader`` (lazy, all resolution
+  levels, which napari shows as a pyramid), with the channel axis split into layers and the scale and
+  translation of the full-resolution level.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from biounet.inference.sidecar import sidecar_path
+from biounet.io.omezarr import is_omezarr
 
 LayerData = tuple[Any, dict[str, Any], str]
 ReaderFunction = Callable[[Any], list[LayerData]]
@@ -32,7 +34,7 @@ def get_reader(path: str | os.PathLike | list[Any]) -> ReaderFunction | None:
             return None
         return read_paths
     p = Path(path)
-    if read_sidecar(p) is not None or is_ome_zarr(p):
+    if is_omezarr(p) or read_sidecar(p) is not None:
         return read_paths
     return None
 
@@ -42,7 +44,7 @@ def read_paths(path: str | os.PathLike | list[Any]) -> list[LayerData]:
     paths = path if isinstance(path, (list, tuple)) else [path]
     layers: list[LayerData] = []
     for p in map(Path, paths):
-        layers += read_prediction(p) if read_sidecar(p) is not None else read_ome_zarr(p)
+        layers += read_ome_zarr(p) if is_omezarr(p) else read_prediction(p)
     return layers
 
 
@@ -90,21 +92,6 @@ def read_prediction(path: Path) -> list[LayerData]:
     return layers
 
 
-def is_ome_zarr(path: Path) -> bool:
-    """Whether ``path`` is a folder whose zarr attributes hold OME-NGFF ``multiscales`` (v0.4 or v0.5)."""
-    if not path.is_dir():
-        return False
-    for name in ("zarr.json", ".zattrs"):
-        try:
-            attributes = json.loads((path / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        attributes = attributes.get("attributes", attributes) if name == "zarr.json" else attributes
-        if isinstance(attributes, dict) and ("multiscales" in attributes or "multiscales" in attributes.get("ome", {})):
-            return True
-    return False
-
-
 def read_ome_zarr(path: Path) -> list[LayerData]:
     """Every image and label image of an OME-Zarr, lazily (dask arrays, all levels) through ``ome_zarr``."""
     from ome_zarr.io import parse_url
@@ -148,4 +135,4 @@ def _ome_meta(metadata: dict[str, Any], ndim: int) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["get_reader", "is_ome_zarr", "read_ome_zarr", "read_paths", "read_prediction", "read_sidecar"]
+__all__ = ["get_reader", "read_ome_zarr", "read_paths", "read_prediction", "read_sidecar"]
