@@ -16,8 +16,8 @@ The package (one ``.zip``) holds:
   (``min``: the smallest valid input of a valid-padded network; for a same-padded one the smallest
   multiple of the step larger than twice the halo, as the spec requires).  A valid-padded output is
   ``input - 2 * halo`` (``SizeReference`` offset: the halo the network already cropped); a same-padded
-  output has the input's size and ``halo`` = the context biounet's tiler discards
-  (:func:`biounet.tiling.context_margin`), so a consumer that tiles keeps only exact centres;
+  output has the input's size and ``halo`` = the receptive-field radius on the pooling grid
+  (:func:`exact_context`), so a consumer that tiles with it keeps only centres that equal a whole-image pass;
 - test tensors from a real image (by default a validation image of the run), a cover (image |
   prediction), a README (training data, validation metrics, citation) and the licence.
 
@@ -44,7 +44,6 @@ from biounet.io.atomic import atomic_path
 from biounet.io.checkpoint import ModelBundle, load_bundle, save_model
 from biounet.model import sizes
 from biounet.model.config import UNetConfig
-from biounet.tiling import context_margin
 
 INPUT_ID = "raw"
 OUTPUT_ID = "probabilities"
@@ -151,8 +150,14 @@ def input_sizes(config: UNetConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     step = sizes.total_pool_factor(config)
     if config.padding == "valid":
         return sizes.min_input_shape(config), step
-    margin = context_margin(config)
-    return tuple((2 * m // p + 1) * p for m, p in zip(margin, step)), step
+    return tuple((2 * m // p + 1) * p for m, p in zip(exact_context(config), step)), step
+
+
+def exact_context(config: UNetConfig) -> tuple[int, ...]:
+    """A same-padded network's receptive-field radius with the pooling phase, ``halo + P - 1``, rounded up to
+    a multiple of ``P`` (112 px for depth 4): tiles that discard this much equal a whole-image pass."""
+    step = sizes.total_pool_factor(config)
+    return tuple(-(-(h + p - 1) // p) * p for h, p in zip(sizes.halo(config), step))
 
 
 def check_package(path: str | os.PathLike, *, name: str | os.PathLike | None = None) -> Any:
@@ -239,7 +244,7 @@ def _output_descr(config: UNetConfig, bundle: ModelBundle, folder: Path) -> Any:
         v0_5.ChannelAxis(channel_names=[v0_5.Identifier(_identifier(n)) for n in names]),
     ]
     halo = sizes.halo(config)
-    margin = context_margin(config)
+    margin = exact_context(config)
     for i, a in enumerate(_spatial_ids(config)):
         if config.padding == "valid":
             ref = v0_5.SizeReference(tensor_id=v0_5.TensorId(INPUT_ID), axis_id=v0_5.AxisId(a), offset=-2 * halo[i])

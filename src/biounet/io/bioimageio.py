@@ -131,10 +131,11 @@ def proxy_config(
 
     Same padding (the network wrapper pads each tile to a size the package takes and crops back),
     one pooling level with the package's ``step`` as factor (tiles stay on its grid), and a first
-    kernel of ``2 ceil(h / 4) + 1`` so that :func:`biounet.model.sizes.halo` (``2 (k - 1)``) is at least the
-    package's halo ``h``.  The channel count only feeds the tiler's memory estimate.
+    kernel ``k`` such that :func:`biounet.model.sizes.halo` (``2 (k - 1)``) is at least the package's halo
+    ``h`` rounded up to the step, so the tiler's margin (a multiple of the step) covers ``h``.  The channel
+    count only feeds the tiler's memory estimate.
     """
-    kernels = tuple(2 * math.ceil(max(h, 1) / 4) + 1 for h in halos)
+    kernels = tuple(2 * math.ceil(math.ceil(max(h, 1) / s) * s / 4) + 1 for h, s in zip(halos, steps))
     return UNetConfig(
         spatial_dims=d, in_channels=in_channels, num_classes=classes, depth=1, base_channels=64, padding="same",
         dropout=0.0, pool_factors=(tuple(int(s) for s in steps),), kernel_sizes=(kernels, (1,) * d),

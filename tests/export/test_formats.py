@@ -35,3 +35,27 @@ def test_onnx_export_equals_eager(tmp_path):
     (out,) = session.run(None, {"image": x.numpy()})
     with torch.inference_mode():
         np.testing.assert_allclose(out, model(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_one_trace_takes_every_valid_size(padding, tmp_path):
+    """The bioimage.io package's TorchScript and ONNX are traced once and must give the eager network's logits
+    at every size min + n * step (a plain trace of UNet freezes the skip crops to the traced size)."""
+    ort = pytest.importorskip("onnxruntime")
+    from biounet.export.bioimageio import input_sizes
+    from biounet.export.formats import export_onnx_size_general, trace_size_general
+
+    model = UNet(base_channels=4, depth=2, padding=padding, norm="batch").eval()
+    lows, steps = input_sizes(model.config)
+    example = torch.randn(1, 1, *lows)
+    traced = trace_size_general(model, example)
+    session = ort.InferenceSession(
+        str(export_onnx_size_general(model, tmp_path / "m.onnx", example)), providers=["CPUExecutionProvider"]
+    )
+    for n, m in [(0, 0), (1, 3), (4, 2)]:
+        x = torch.randn(2, 1, lows[0] + n * steps[0], lows[1] + m * steps[1])
+        with torch.inference_mode():
+            expected = model(x)
+            assert torch.allclose(traced(x), expected, atol=1e-5)
+        (out,) = session.run(None, {"image": x.numpy()})
+        np.testing.assert_allclose(out, expected.numpy(), atol=1e-4)
