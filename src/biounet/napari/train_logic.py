@@ -60,11 +60,12 @@ class TrainRequest:
 
 
 def parse_settings(text: str) -> dict[str, Any]:
-    """``"model.depth=3, steps=100"`` -> ``{"model.depth": 3, "steps": 100}`` (values read as YAML scalars)."""
+    """``"model.depth=3, steps=100"`` -> ``{"model.depth": 3, "steps": 100}`` (values read as YAML, so lists
+    in brackets and ``null`` work as in ``biounet train --set``)."""
     import yaml
 
     settings: dict[str, Any] = {}
-    for item in (part.strip() for part in text.replace(";", ",").split(",")):
+    for item in (part.strip() for part in _split_items(text)):
         if not item:
             continue
         if "=" not in item:
@@ -75,6 +76,19 @@ def parse_settings(text: str) -> dict[str, Any]:
         except yaml.YAMLError:
             settings[key] = value
     return settings
+
+
+def _split_items(text: str) -> list[str]:
+    """Split at commas and semicolons outside brackets (``a=[1, 2], b=3`` -> two items)."""
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += (char in "[{") - (char in "]}")
+        if char in ",;" and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*items, "".join(current)]
 
 
 def check_pairs(pairs: Sequence[tuple[Any, Any]]) -> list[tuple[str, Any, np.ndarray]]:
