@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("napari", reason="the napari extra is not installed (pip install 'biounet[napari]')")
-
 XVFB_REASON: list[str] = []
 
 

@@ -42,9 +42,10 @@ class SegmentRequest:
 
 
 def load_model(path: str | os.PathLike | None) -> ModelBundle:
-    """The model of a ``.safetensors`` file or a run folder; a one-line :class:`BiounetError` when there is none."""
+    """The model of a ``.safetensors`` file, a run folder or a bioimage.io package (``.zip``); a one-line
+    :class:`BiounetError` when there is none."""
     if path is None or not str(path).strip() or str(path).strip() == ".":
-        raise ValueError("choose a model: a .safetensors file or a run folder made by biounet train")
+        raise ValueError("choose a model: a .safetensors file, a bioimage.io .zip or a run folder of biounet train")
     return load_bundle(Path(path).expanduser(), device="cpu")
 
 

@@ -52,8 +52,9 @@ class SegmentWidget(Container):
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.model_path = FileEdit(label="model", mode="r", filter="*.safetensors",
-                                   tooltip="a .safetensors model, or type or pick a run folder of biounet train")
+        self.model_path = FileEdit(label="model", mode="r", filter="*.safetensors *.zip",
+                                   tooltip="a .safetensors model, a bioimage.io package (.zip) or a run folder "
+                                           "of biounet train (type it, or use Run folder...)")
         self.folder_button = PushButton(text="Run folder...", label="")
         self.model_info = Label(value="", label="")
         self.image = ComboBox(label="image", choices=self._layer_choices, nullable=True)
