@@ -368,8 +368,9 @@ class Trainer:
             self.checkpoint(self.clock.elapsed(), plot=True)
         if self.best is None and self.parts.val_samples:  # a run always leaves a model to predict with
             save_model(self.kept_model, self.run_dir, pipeline=self.pipeline())
+        nproc = f" --nproc {self.context.world_size}" if self.context.enabled else ""
         log.warning(f"stopped by {signal_name} at step {self.step}; checkpoint and model saved in {self.run_dir}. "
-                    f"Continue with: biounet train --out {shlex.quote(str(self.run_dir))} --resume")
+                    f"Continue with: biounet train --out {shlex.quote(str(self.run_dir))} --resume{nproc}")
         return TrainResult(self.run_dir, self.step, signal_name, self.best, self.history)
 
     def summary(self, seconds: float) -> TrainingSummary:
