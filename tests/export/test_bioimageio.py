@@ -273,3 +273,27 @@ def test_biounet_predict_runs_a_plain_torchscript_package(shared_data, tmp_path)
 def _readme(folder: Path) -> Path:
     (folder / "README.md").write_text("# plain\n", encoding="utf-8")
     return folder / "README.md"
+
+
+def test_bad_packages_and_requests_are_one_line_errors_naming_the_file(tmp_path):
+    """A zip whose description is not a valid model, and an export without a test image or to a non-zip,
+    are refused with one line that names the file (no traceback, nothing written)."""
+    from biounet.errors import BiounetError, ModelFileError
+    from biounet.export.bioimageio import PackageInfo, export_bioimageio
+    from biounet.io.checkpoint import save_model
+    from biounet.model.unet import UNet
+
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("rdf.yaml", "type: model\nformat_version: 0.5.4\nname: nothing else\n")
+    refused = r"broken\.zip: not a valid bioimage\.io model package \(.*inputs: Field required"
+    with pytest.raises(ModelFileError, match=refused) as error:
+        load_bundle(broken)
+    assert "\n" not in str(error.value)
+
+    model = save_model(UNet(depth=1, base_channels=2), tmp_path / "bare.safetensors")
+    with pytest.raises(BiounetError, match="give one with --test-image"):
+        export_bioimageio(model, tmp_path / "bare.zip", PackageInfo(), test=False)
+    with pytest.raises(BiounetError, match=r"model\.onnx: a bioimage\.io package is a \.zip file"):
+        export_bioimageio(model, tmp_path / "model.onnx", PackageInfo(), test=False)
+    assert not (tmp_path / "bare.zip").exists() and not (tmp_path / "model.onnx").exists()

@@ -369,8 +369,11 @@ def _fit(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return (lines[0] if lines else type(error).__name__)[:300]
+    """The error's message on one line (the spec lists one problem a line)."""
+    lines = [line.strip().lstrip("- ") for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return f"{lines[0]} {'; '.join(lines[1:])}".strip()[:300]
 
 
 def _summary_error(descr: Any) -> str:
