@@ -31,6 +31,7 @@ SECTIONS = {
     "inference": "Inference: biounet predict vs MONAI sliding_window_inference (same network weights)",
     "training": "Training step on a 512x512 tile",
     "ddp": "Data-parallel training: 2 processes (torchrun) vs 1, steps per second",
+    "dask": "Distributed prediction: a 16384x16384 zarr image, Dask workers vs one process (tiny model)",
     "compute": "Effective GFLOP/s as a fraction of this machine's peak (fastest dense product, same run)",
     "augment": "Augmentation: elastic deformation, images per second",
     "weightmap": "Weight map (eq. 2): one pass vs one distance transform per cell",
