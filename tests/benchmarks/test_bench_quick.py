@@ -16,7 +16,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("inference", "training", "ddp", "compute", "augment", "weightmap", "metrics", "accuracy")
+SECTIONS = ("inference", "training", "ddp", "dask", "compute", "augment", "weightmap", "metrics", "accuracy")
 PEER_ROWS = {  # section -> (column, text of a peer's row)
     "inference": ("method", "MONAI sliding window"),
     "training": ("model", "smp Unet resnet34"),
