@@ -184,3 +184,36 @@ def test_a_killed_worker_is_replaced_and_the_output_is_complete(tmp_path: Path, 
         zarr.open_array(killed.arrays["probabilities"], mode="r")[...],
         zarr.open_array(clean.arrays["probabilities"], mode="r")[...],
     )
+
+
+def test_cli_reads_ome_zarr_and_writes_ome_zarr_with_its_scale_on_an_existing_cluster(tmp_path: Path, client,
+                                                                                      capsys) -> None:
+    from ome_zarr.format import FormatV04
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr.writer import write_image
+
+    from biounet.cli.main import main
+
+    model = small_model(tmp_path, seed=4)
+    pixels = smooth_image((420, 380), seed=4)
+    group = zarr.open_group(str(tmp_path / "in.ome.zarr"), mode="w", zarr_format=2)
+    write_image(pixels[None], group, axes="cyx", fmt=FormatV04(), scale_factors=[], scale={"c": 1, "y": 0.5, "x": 0.25})
+    out = tmp_path / "pred.zarr"
+    code = main(["predict", str(model), str(tmp_path / "in.ome.zarr"), "--out", str(out), "--dask",
+                 client.scheduler.address, "--block-size", "200", "--tile-size", "160", "--batch-size", "1",
+                 "--threads", "1", "--precision", "fp32", "--probability-dtype", "float32",
+                 "--output", "probabilities", "--output", "labels"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "Dask cluster with 2 workers; dashboard:" in err and f"wrote {out}" in err
+    nodes = {n.zarr.path.rstrip("/"): n for n in Reader(parse_url(str(out)))()}
+    image = next(n for path, n in nodes.items() if path.endswith("pred.zarr"))
+    label_node = next(n for path, n in nodes.items() if path.endswith("labels/labels"))
+    assert label_node.data[0].shape == pixels.shape and "image-label" in label_node.zarr.root_attrs
+    assert image.metadata["coordinateTransformations"][0][0]["scale"] == [1.0, 0.5, 0.25]
+    expected = predict(model, pixels, tile_size=160, **SINGLE)
+    np.testing.assert_array_equal(np.asarray(image.data[0]), expected)
+    classes = zarr.open_array(str(out / "labels" / "labels" / "0"), mode="r")
+    np.testing.assert_array_equal(classes[...], np.argmax(expected, axis=0))
+    assert (tmp_path / "pred.zarr.json").is_file()
