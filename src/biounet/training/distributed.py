@@ -31,8 +31,8 @@ rounding; dropout aside, see below):
 - **Stop** (:func:`agree`). Every step the ranks all-reduce (max) a small tensor: rank 0's elapsed time
   and its time-budget decision, and any rank's stop signal. All ranks use rank 0's clock for the
   learning-rate schedule and stop at the same step; clocks never disagree.
-- **Files**. Rank 0 alone writes (run directory, checkpoints with the gathered nothing-else-needed
-  state, report, ``train.log``, weight-map cache) and validates; the other ranks log errors only and
+- **Files**. Rank 0 alone writes (run directory, checkpoints, report, ``train.log``, the weight-map cache,
+  which the other ranks read after it: :func:`main_first`) and validates; the other ranks log errors only and
   show no progress bar. All ranks read the checkpoint on ``--resume``.
 """
 
@@ -164,6 +164,18 @@ def quiet_unless_main(context: DistributedContext) -> Iterator[None]:
         logger.setLevel(before)
 
 
+@contextlib.contextmanager
+def main_first(context: DistributedContext) -> Iterator[None]:
+    """Rank 0 runs the block first, the others after it (a barrier): rank 0 writes a cache the others read."""
+    if context.enabled and not context.is_main:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if context.enabled and context.is_main:
+            dist.barrier()
+
+
 def wrap_model(model: nn.Module, context: DistributedContext, device: torch.device) -> nn.Module:
     """The module the steps run: ``model`` for one process, else DDP around it (SyncBatchNorm on CUDA)."""
     if not context.enabled:
@@ -256,6 +268,6 @@ class GlobalBatchLoss(nn.Module):
 
 
 __all__ = [
-    "DistributedContext", "GlobalBatchLoss", "ShardedSampler", "adapt_config", "agree", "process_group",
+    "DistributedContext", "GlobalBatchLoss", "ShardedSampler", "adapt_config", "agree", "main_first", "process_group",
     "quiet_unless_main", "rank_device", "seed_step", "threads_per_rank", "wrap_model",
 ]

@@ -30,6 +30,7 @@ from biounet.training.distributed import (
     DistributedContext,
     GlobalBatchLoss,
     ShardedSampler,
+    main_first,
     rank_device,
     wrap_model,
 )
@@ -80,8 +81,9 @@ class RunSetup:
 def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | None = None) -> RunSetup:
     """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler.
 
-    In a data-parallel run (``context``) only rank 0 keeps the weight maps in ``run_dir/cache`` (the others
-    compute theirs in memory: one rank writes), and every rank builds the same network from the same seed.
+    In a data-parallel run (``context``) rank 0 computes the weight maps and keeps them in ``run_dir/cache``
+    first, then the other ranks read them (without ``data.cache_weights`` they compute their own), and every
+    rank builds the same network from the same seed.
     """
     context = context or DistributedContext()
     device = rank_device(context, runtime.resolve_device(config.device))
@@ -95,8 +97,8 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
     output_shape = sizes.output_shape(model_config, input_shape)
     if config.loss.uses_weight_map:
         started = time.perf_counter()
-        cache = run_dir / "cache" if config.data.cache_weights and context.is_main else None
-        attach_weight_maps(train_data.samples, config, cache)
+        with main_first(context):
+            attach_weight_maps(train_data.samples, config, run_dir / "cache" if config.data.cache_weights else None)
         log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma}) ready in "
                  f"{time.perf_counter() - started:.1f} s")
     total = total_steps(config, train_data, output_shape)
