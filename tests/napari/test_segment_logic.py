@@ -97,3 +97,17 @@ def test_cancel_between_batches_stops_with_nothing(trained_run, nuclei):
                 on_progress=press_cancel, cancel=cancel)
     assert calls == [calls[0]] and calls[0] < 3  # stopped after the first batch of the three sections
     assert message_for(Cancelled()) == "cancelled; nothing was added"
+
+
+def test_a_3d_model_segments_a_volume(tmp_path):
+    save_model(UNet(spatial_dims=3, depth=1, base_channels=2, padding="same"), tmp_path / "model3d")
+    viewer = ViewerModel()
+    volume = np.random.default_rng(0).random((6, 20, 24)).astype(np.float32)
+    layer = viewer.add_image(volume, name="volume", scale=(2.0, 0.5, 0.5))
+    bundle = load_model(tmp_path / "model3d")
+    outputs = segment(bundle, layer, SegmentRequest(("probabilities", "labels")))
+    assert outputs["probabilities"].shape == (2, 6, 20, 24) and outputs["labels"].shape == (6, 20, 24)
+    layers = result_layers(bundle, layer, outputs)
+    assert [(meta["name"], kind) for _, meta, kind in layers] == [
+        ("volume P(0)", "image"), ("volume P(1)", "image"), ("volume labels", "labels")]
+    assert all(meta["scale"] == (2.0, 0.5, 0.5) for _, meta, _ in layers)

@@ -28,7 +28,7 @@ from biounet.napari.segment_logic import (
 )
 
 
-def _narrow(container: Container) -> None:
+def narrow_dock(container: Container) -> None:
     """Keep the dock narrow beside the canvas: long messages and paths wrap instead of widening it."""
     container.native.setMaximumWidth(MAX_WIDTH)
     for widget in container:
@@ -70,7 +70,7 @@ class SegmentWidget(Container):
         self.status = Label(value="", label="")
         self.extend([self.model_path, self.folder_button, self.model_info, self.image, *self.outputs.values(),
                      self.tta, self.batch_size, self.run_button, self.cancel_button, self.progress, self.status])
-        _narrow(self)
+        narrow_dock(self)
         self.worker: Any = None
         self._cancel = threading.Event()
         self._relay = _Relay()
@@ -175,4 +175,4 @@ class SegmentWidget(Container):
             self.status.value = "cancelling..."
 
 
-__all__ = ["SegmentWidget"]
+__all__ = ["MAX_WIDTH", "SegmentWidget", "narrow_dock"]

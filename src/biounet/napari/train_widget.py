@@ -16,7 +16,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 from qtpy.QtCore import QTimer
 
 from biounet.napari.common import message_for
-from biounet.napari.segment_widget import _narrow
+from biounet.napari.segment_widget import narrow_dock
 from biounet.napari.train_logic import TARGETS, TrainRequest, parse_settings, prepare, read_losses, run_training
 
 
@@ -42,7 +42,7 @@ class TrainWidget(Container):
         self.status = Label(value="", label="")
         self.extend([self.source, self.pairs, self.add_pair_button, self.remove_pair_button, self.folder,
                      self.target, self.dims, self.minutes, self.settings, self.run_dir, self.run_button, self.status])
-        _narrow(self)
+        narrow_dock(self)
         self.curve = _LossCurve()
         self.native.layout().addWidget(self.curve.canvas)
         self.worker: Any = None
