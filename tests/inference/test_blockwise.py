@@ -217,3 +217,47 @@ def test_cli_reads_ome_zarr_and_writes_ome_zarr_with_its_scale_on_an_existing_cl
     classes = zarr.open_array(str(out / "labels" / "labels" / "0"), mode="r")
     np.testing.assert_array_equal(classes[...], np.argmax(expected, axis=0))
     assert (tmp_path / "pred.zarr.json").is_file()
+
+
+def membrane_cells(shape: tuple[int, int], seed: int = 5) -> np.ndarray:
+    """float32 image of Voronoi cells (220) behind dark membranes, brighter towards each cell's middle (no plateaus)."""
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
+    rng = np.random.default_rng(seed)
+    markers = np.zeros(shape, np.int32)
+    points = rng.integers(0, shape, size=(220, 2))
+    markers[points[:, 0], points[:, 1]] = np.arange(1, 221)
+    _, nearest = ndimage.distance_transform_edt(markers == 0, return_indices=True)
+    membrane = find_boundaries(markers[nearest[0], nearest[1]], mode="thick")
+    image = 0.6 + 0.4 * np.minimum(ndimage.distance_transform_edt(~membrane), 8) / 8
+    image[membrane] = 0.05
+    return (image + 0.01 * rng.random(shape)).astype(np.float32)
+
+
+def membrane_model(tmp: Path) -> Path:
+    """A membrane model (issue 19's cells): the pass-through U-Net of :func:`intensity_model`, P(interior) =
+    sigmoid(20 x - 10); its instances are :func:`biounet.inference.cells.cells_from_membranes`."""
+    model = UNet(base_channels=4, depth=2, num_classes=2, dropout=0.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for name in ("encoder_first.0", "encoder_first.3", "up.1.block.0", "up.1.block.3"):
+            dict(model.named_modules())[name].weight[0, 0, 1, 1] = 1.0
+        model.head.weight[:, 0, 0, 0] = torch.tensor([-10.0, 10.0])
+        model.head.bias[:] = torch.tensor([5.0, -5.0])
+    target = {"kind": "instances", "style": "membrane", "class_names": ["membrane", "interior"],
+              "interior_class": 1, "foreground_classes": [0, 1], "threshold": 0.5}
+    return save_model(model, tmp / "membranes.safetensors",
+                      pipeline={"target": target, "normalization": {"method": "minmax"}})
+
+
+def test_cells_of_a_membrane_model_blockwise_equal_the_single_process_cells(tmp_path: Path, client) -> None:
+    model = membrane_model(tmp_path)
+    image = zarr_image(tmp_path / "em.zarr", membrane_cells((500, 460)), (256, 256))
+    expected = predict(model, image, output="instances", tile_size=200, **SINGLE)
+    result = blockwise(model, image, tmp_path / "em_out.zarr", client, ("instances",), block=150, tile_size=200,
+                       overlap=64)
+    labels = zarr.open_array(result.arrays["instances"], mode="r")[...]
+    assert result.blocks >= 9 and expected.max() > 150
+    assert_same_up_to_renumbering(labels, expected)
