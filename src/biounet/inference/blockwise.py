@@ -38,7 +38,6 @@ import numpy as np
 
 from biounet.data.finite import can_hold_non_finite, check_policy, finite_medians
 from biounet.data.normalization import image_statistics, statistics_sample
-from biounet.errors import DataError
 from biounet.inference.block_tasks import BlockJob, instance_block, predict_block, relabel_block
 from biounet.inference.blocks import BlockPlan, plan_blocks
 from biounet.inference.instances import instance_target
@@ -165,10 +164,7 @@ def _open(image: Any, bundle: ModelBundle, channel_axis: Any) -> tuple[Any, dict
     if ome is not None and channel_axis == "auto":
         channel_axis = ome.channel_axis if ome.channel_axis is not None else "none"
     channels = bundle.pipeline.channels
-    source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)
-    if source.ndim != bundle.config.spatial_dims + 1:
-        raise DataError(f"{image}: a stack of images (shape {tuple(source.shape)}) for a 2D model; blockwise "
-                        "prediction takes one image or volume (predict stacks without --dask)")
+    source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)  # no stacks
     info.update(path=str(image), open_channel_axis=channel_axis, channels=list(channels) if channels else None)
     if ome is not None:
         info["ome"] = {"axes": ome.axes, "scale": ome.scale, "version": ome.version}
