@@ -46,9 +46,13 @@ CONFIG = {
     "data": {"target": {"kind": "instances"}, "val_split": 0.34},
 }
 
-#: Runs `biounet train` inside torchrun, recording every file this rank creates, writes, renames or removes.
+#: Runs inside torchrun: first the loss check of LOSS_CHECK, then `biounet train` (in the same gloo group),
+#: recording every file this rank creates, writes, renames or removes under the run directory.
 AUDITED_CLI = textwrap.dedent('''
     import json, os, sys
+    import torch.distributed as dist
+    dist.init_process_group("gloo")
+    loss_check(int(os.environ["RANK"]))
     watched, events = os.path.realpath(sys.argv[1]), []
     def hook(event, args):
         if event in ("open", "os.rename", "os.mkdir", "os.remove", "os.rmdir", "shutil.rmtree") and args:
@@ -62,7 +66,36 @@ AUDITED_CLI = textwrap.dedent('''
     status = main(sys.argv[2:])
     with open(f"{sys.argv[1]}-events-rank{os.environ['RANK']}.json", "w") as out:
         json.dump(events, out)
+    dist.destroy_process_group()
     sys.exit(status)
+''')
+
+#: DDP's averaged gradient of GlobalBatchLoss on 2 ranks whose tiles count different pixels (ignored ones)
+#: must be one process's gradient of the weighted loss on all 4 tiles.
+LOSS_CHECK = textwrap.dedent('''
+    import copy
+    import sys
+    import torch
+    from biounet.losses import build_loss
+    from biounet.training.distributed import DistributedContext, GlobalBatchLoss
+
+    def loss_check(rank):
+        torch.manual_seed(0)
+        images, weights = torch.randn(4, 2, 6, 6), 1 + 5 * torch.rand(4, 6, 6)
+        target = torch.randint(0, 2, (4, 6, 6))
+        target[:2, :4] = -1  # rank 0's tiles count 12 pixels each, rank 1's 36: shares 1/4 and 3/4
+        network = torch.nn.Conv2d(2, 2, 1)
+        alone = copy.deepcopy(network)
+        criterion = GlobalBatchLoss(build_loss("wce"), DistributedContext(rank, 2, rank, 2))
+        mine = slice(2 * rank, 2 * rank + 2)
+        ddp = torch.nn.parallel.DistributedDataParallel(network)
+        criterion(ddp(images[mine]), target[mine], weights[mine]).backward()
+        whole = build_loss("wce")(alone(images), target, weights)
+        whole.backward()
+        torch.testing.assert_close(criterion.value, float(whole), rtol=1e-6, atol=0)
+        for ours, reference in zip(network.parameters(), alone.parameters(), strict=True):
+            torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-7)
+        print("loss check passed", file=sys.stderr)
 ''')
 
 
@@ -92,7 +125,7 @@ def two_ranks(data: Path) -> Path:
     """The reference: torchrun, 2 processes at batch 2, their stderr in logs/, their writes in events files."""
     run_dir = data / "two"
     script = data / "audited_cli.py"
-    script.write_text(AUDITED_CLI)
+    script.write_text(LOSS_CHECK + AUDITED_CLI)
     command = torchrun("--log-dir", str(data / "logs"), "--redirects", "3", str(script), str(run_dir),
                        *train_args(data, run_dir))
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
@@ -131,6 +164,13 @@ def test_only_rank_0_writes_and_speaks(two_ranks: Path):
     (stderr1,) = two_ranks.parent.glob("logs/**/attempt_0/1/stderr.log")
     (stderr0,) = two_ranks.parent.glob("logs/**/attempt_0/0/stderr.log")
     assert "biounet" not in stderr1.read_text() and "finished at step 20" in stderr0.read_text()
+
+
+def test_weighted_loss_is_normalised_over_the_global_batch(two_ranks: Path):
+    """LOSS_CHECK ran on both ranks before the training (an assertion there fails the run)."""
+    for rank in (0, 1):
+        (stderr,) = two_ranks.parent.glob(f"logs/**/attempt_0/{rank}/stderr.log")
+        assert "loss check passed" in stderr.read_text()
 
 
 def kill_tree(process: subprocess.Popen) -> None:
