@@ -261,3 +261,14 @@ def test_cells_of_a_membrane_model_blockwise_equal_the_single_process_cells(tmp_
     labels = zarr.open_array(result.arrays["instances"], mode="r")[...]
     assert result.blocks >= 9 and expected.max() > 150
     assert_same_up_to_renumbering(labels, expected)
+
+
+def test_same_padded_model_blocks_equal_the_single_process_halo_crop(tmp_path: Path, client) -> None:
+    """A same-padded model's blocks run the single-process run's own tiles (halo crop included; a tile across a
+    block border is run by both blocks), so they equal it exactly too, not only within a tolerance."""
+    model = small_model(tmp_path, seed=5, padding="same")
+    image = zarr_image(tmp_path / "same.zarr", smooth_image((610, 500), seed=5), (256, 256))
+    expected = predict(model, image, tile_size=128, **SINGLE)
+    result = blockwise(model, image, tmp_path / "same_out.zarr", client, block=180, tile_size=128)
+    assert result.blocks >= 6
+    np.testing.assert_array_equal(zarr.open_array(result.arrays["probabilities"], mode="r")[...], expected)
