@@ -5,14 +5,15 @@ intensity statistics of the WHOLE image, the tile grid, the output arrays) and a
 what it needs from disk and writes its own chunk of every output array: no two tasks write one chunk, and a
 task that is run again (after its worker died) writes the same values again, so retries are harmless.
 
-Workers keep the loaded model and the opened image per process (:func:`_bundle`, :func:`_source`), so a
-worker loads the model once, not once per block.
+Workers keep the loaded model (per thread) and the opened image (per process), so a worker loads the model
+once, not once per block.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,15 +76,17 @@ class BlockJob:
     on_block_start: Callable[[int], None] | None = None
 
 
-@functools.lru_cache(maxsize=2)
-def _bundle(model_path: str, modified: float, device: str) -> Any:
+@functools.lru_cache(maxsize=16)
+def _bundle(model_path: str, modified: float, device: str, thread: int) -> Any:
     from biounet.io.checkpoint import load_bundle
 
     return load_bundle(model_path, device=device)
 
 
 def _load(job: BlockJob) -> Any:
-    return _bundle(job.model_path, os.path.getmtime(job.model_path), job.device)
+    """The model, loaded once per worker thread: the engine switches a model's mode and memory format while it
+    runs, so two tasks running at once in one worker (``nthreads > 1``) must not share one."""
+    return _bundle(job.model_path, os.path.getmtime(job.model_path), job.device, threading.get_ident())
 
 
 @functools.lru_cache(maxsize=4)
