@@ -31,7 +31,7 @@ from biounet.data.targets import Target, touching_target
 from biounet.io.images import write_image
 from biounet.model import UNetConfig
 from biounet.training.config import ConfigError, TrainConfig, read_config_file
-from biounet.training.distributed import DistributedContext, ShardedSampler, agree
+from biounet.training.distributed import DistributedContext, ShardedSampler, adapt_config, agree
 from biounet.training.launch import free_port
 from biounet.training.state import load_state
 from biounet.training.trainer import train
@@ -230,3 +230,15 @@ def test_context_from_torchrun_environment():
     assert agree(DistributedContext(), torch.device("cpu"), 12.5, True, None) == (12.5, "time")
     assert agree(DistributedContext(), torch.device("cpu"), 1.0, False, int(signal.SIGTERM)) == (1.0, "SIGTERM")
     assert os.environ.get("WORLD_SIZE") is None  # the suite itself is not inside torchrun
+
+
+def test_batch_norm_becomes_group_norm_on_cpu_ranks_and_the_config_says_how_the_run_was_made():
+    config = TrainConfig()  # the default recipe: batch norm
+    adapt_config(config, DistributedContext(0, 2, 0, 2), torch.device("cpu"))
+    assert (config.model.norm, config.world_size, config.global_batch_size) == ("group", 2, 2 * config.batch_size)
+    gpu = TrainConfig()  # on CUDA the ranks keep batch norm (SyncBatchNorm)
+    adapt_config(gpu, DistributedContext(0, 2, 0, 2), torch.device("cuda", 0))
+    assert gpu.model.norm == "batch"
+    alone = TrainConfig()
+    adapt_config(alone, DistributedContext(), torch.device("cpu"))
+    assert (alone.model.norm, alone.world_size, alone.global_batch_size) == ("batch", 1, alone.batch_size)
