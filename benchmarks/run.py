@@ -1,8 +1,9 @@
 """``make bench``: biounet beside its peers, measured in the same run on this machine.
 
 Each section is a module ``bench_<name>.py`` with ``run(quick: bool) -> dict``; a section's ``rows``
-(a list of dicts) become one markdown table.  The whole result is written as JSON and markdown
-(``--out PREFIX`` -> ``PREFIX.json`` and ``PREFIX.md``) with the date, machine and commit.  ``--quick``
+(a list of dicts) become one markdown table, and its ``tables`` (title -> rows) more tables below it.
+The whole result is written as JSON and markdown (``--out PREFIX`` -> ``PREFIX.json`` and ``PREFIX.md``)
+with the date, machine and commit.  ``--quick``
 runs every section on tiny sizes, so CI can check that the script works (tests/benchmarks); its numbers
 mean nothing.  ``--only SECTION...`` measures some sections again and keeps the others of an existing
 ``PREFIX.json``; every section records the date, machine and commit of the run that measured it, and
@@ -32,6 +33,7 @@ SECTIONS = {
     "training": "Training step on a 512x512 tile",
     "ddp": "Data-parallel training: 2 processes (torchrun) vs 1, steps per second",
     "dask": "Distributed prediction: a 16384x16384 zarr image, Dask workers vs one process (tiny model)",
+    "speed": "Speed of the default recipe's model: images, a folder, the training step (bf16 where the CPU has it)",
     "compute": "Effective GFLOP/s as a fraction of this machine's peak (fastest dense product, same run)",
     "augment": "Augmentation: elastic deformation, images per second",
     "weightmap": "Weight map (eq. 2): one pass vs one distance transform per cell",
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in result.get("notes", []):
             md.append(f"{note}  ")
         md.append(markdown_table(result.get("rows", [])))
+        for title, rows in result.get("tables", {}).items():  # a section may add smaller tables below its own
+            md += [f"**{title}**", "", markdown_table(rows)]
     text = "\n".join(md) + "\n"
     from biounet.io.atomic import write_text_atomic
 
