@@ -108,6 +108,7 @@ def test_export_passes_bioimageio_core_and_matches_biounet_predict(dsb_run, tmp_
     config = load_bundle(dsb_run).config
     descr = load_model_description(package, perform_io_checks=False)
     assert [a.halo for a in descr.outputs[0].axes if a.type == "space"] == list(exact_context(config))
+    assert descr.inputs[0].pad.mode == "reflect"  # consumers mirror the border, as biounet does
     raw = _package_array(package, "test_input.npy")[0]
     expected = biounet.predict(dsb_run, raw, precision="fp32", progress=False, channel_axis="first")
     onnx = _onnx_probabilities(package, normalize(raw, load_bundle(dsb_run).pipeline.normalization))

@@ -18,6 +18,7 @@ The package (one ``.zip``) holds:
   ``input - 2 * halo`` (``SizeReference`` offset: the halo the network already cropped); a same-padded
   output has the input's size and ``halo`` = the receptive-field radius on the pooling grid
   (:func:`exact_context`), so a consumer that tiles with it keeps only centres that equal a whole-image pass;
+  the input's ``pad`` is ``reflect``: a consumer mirrors the image border, as biounet does;
 - test tensors from a real image (by default a validation image of the run), a cover (image |
   prediction), a README (training data, validation metrics, citation) and the licence.
 
@@ -212,6 +213,9 @@ def _input_descr(config: UNetConfig, bundle: ModelBundle, folder: Path) -> Any:
         axes=axes,
         test_tensor=v0_5.FileDescr(source=folder / "test_input.npy"),
         data=v0_5.IntervalOrRatioDataDescr(type="float32"),
+        # a consumer mirrors the border as biounet does; mode set explicitly, as the spec's YAML drops unset
+        # defaults and reads "pad: {}" back as constant (zero) padding
+        pad=v0_5.ReflectPadding(mode="reflect"),
         preprocessing=_preprocessing(config, bundle),
     )
 
