@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from napari.components import ViewerModel
+from qtpy.QtCore import Qt
 
 from biounet.napari.segment_widget import SegmentWidget
 from biounet.napari.train_widget import TrainWidget
@@ -36,7 +39,7 @@ def test_segment_widget_runs_in_a_worker_and_adds_layers(qtbot, trained_run, nuc
 def test_segment_widget_messages_for_bad_input_and_cancel(qtbot, trained_run, nuclei, tmp_path):
     viewer = ViewerModel()
     viewer.add_points(np.array([[1.0, 1.0]]), name="marks")
-    viewer.add_image(np.stack([image for _, image, _ in nuclei] * 4), name="stack")
+    viewer.add_image(np.stack([image for _, image, _ in nuclei] * 2), name="stack")
     widget = SegmentWidget(viewer)
     qtbot.addWidget(widget.native)
     assert [name for name, _ in widget._layer_choices()] == ["marks", "stack"]
@@ -52,12 +55,21 @@ def test_segment_widget_messages_for_bad_input_and_cancel(qtbot, trained_run, nu
 
     widget.image.value = viewer.layers["stack"]
     widget.batch_size.value = 1
-    cancelled_at = []
-    widget._relay.progress.connect(lambda done, total: cancelled_at.append(done) or widget.cancel())
+    cancelled_at, pressed = [], threading.Event()
+
+    def press_cancel(done: int, total: int) -> None:  # in the GUI thread, like a click on Cancel
+        if not pressed.is_set():
+            cancelled_at.append(done)
+            widget.cancel()
+            pressed.set()
+
+    widget._relay.progress.connect(press_cancel)
+    # the worker waits for the click after its first batch, so the cancel lands mid-prediction on any machine
+    widget._relay.progress.connect(lambda done, total: pressed.wait(10), type=Qt.DirectConnection)
     assert widget.start()
     wait_for_worker(qtbot, widget)
     assert widget.status.value == "cancelled; nothing was added"
-    assert len(viewer.layers) == 2 and cancelled_at[0] < 12 and widget.run_button.enabled
+    assert len(viewer.layers) == 2 and cancelled_at == [1] and widget.run_button.enabled
 
 
 def test_train_widget_trains_from_layers_into_a_run_folder(qtbot, nuclei, tmp_path, tiny_settings):
