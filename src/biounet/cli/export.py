@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("out", help="output file: .onnx for ONNX, .pt for TorchScript, .zip for --format bioimageio")
     parser.add_argument(
         "--format", choices=["auto", "bioimageio"], default="auto",
-        help="auto: from OUT's suffix (.onnx, .pt); bioimageio: a bioimage.io model package (.zip)",
+        help="auto: from OUT's suffix (.onnx, .pt, .zip = bioimageio); bioimageio: a bioimage.io model package",
     )
     package = parser.add_argument_group("bioimage.io package (--format bioimageio)")
     package.add_argument("--test-image", metavar="FILE", default=None,
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from biounet.io.checkpoint import load_bundle
     from biounet.model import sizes
 
-    if args.format == "bioimageio":
+    if args.format == "bioimageio" or Path(args.out).suffix == ".zip":
         return _run_bioimageio(args)
     bundle = load_bundle(args.model)
     config = bundle.model.config
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     elif out.suffix in (".pt", ".ts", ".torchscript"):
         export_torchscript(bundle.model, out, input_shape=shape)
     else:
-        raise BiounetError(f"{out}: unknown export format {out.suffix!r} (use .onnx or .pt)")
+        raise BiounetError(f"{out}: unknown export format {out.suffix!r} (use .onnx, .pt or .zip for bioimage.io)")
     description_path = out.with_suffix(out.suffix + ".json")
     description = write_export_description(description_path, bundle.model, bundle.pipeline.to_dict(), shape)
     print(f"wrote {out} (input tile {shape}, output {sizes.output_shape(config, shape)}) and {description}")
