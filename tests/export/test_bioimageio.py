@@ -217,14 +217,22 @@ class PlainNet(torch.nn.Module):
         return self.body(x) * 4.0
 
 
-def test_biounet_predict_runs_a_plain_torchscript_package(shared_data, tmp_path):
-    """A TorchScript-only package built with bioimageio.spec the way other tools build theirs (scale_range,
-    sigmoid, ParameterizedSize, output halo) runs through biounet's tiler in a real `biounet predict`: the
-    tiled probabilities equal one pass over the mirrored image, and instances come out."""
+@pytest.mark.parametrize("weights", ["torchscript", "onnx"])
+def test_biounet_predict_runs_a_plain_package(weights, shared_data, tmp_path):
+    """A package with only TorchScript (or only ONNX) weights, built with bioimageio.spec the way other tools
+    build theirs (scale_range, sigmoid, ParameterizedSize, output halo), runs through biounet's tiler in a real
+    `biounet predict`: the tiled probabilities equal one pass over the mirrored image, and instances come out."""
     from bioimageio.spec import save_bioimageio_package
 
     net = torch.jit.script(PlainNet().eval())
     net.save(str(tmp_path / "weights.pt"))
+    torch.onnx.export(PlainNet().eval(), (torch.zeros(1, 1, 24, 24),), str(tmp_path / "weights.onnx"),
+                      input_names=["input"], output_names=["out"], dynamo=False,
+                      dynamic_axes={"input": {0: "b", 2: "y", 3: "x"}, "out": {0: "b", 2: "y", 3: "x"}})
+    version = v0_5.Version(torch.__version__.split("+")[0])
+    entry = v0_5.WeightsDescr(torchscript=v0_5.TorchscriptWeightsDescr(
+        source=tmp_path / "weights.pt", pytorch_version=version)) if weights == "torchscript" else v0_5.WeightsDescr(
+        onnx=v0_5.OnnxWeightsDescr(source=tmp_path / "weights.onnx", opset_version=17))
     image = read_image(next((shared_data / "dsb2018_nuclei_fluo256" / "stage1_train").iterdir()).joinpath(
         "images").glob("*.png").__next__())[..., 0]
     norm = NormalizationConfig()  # percentiles 1 / 99.8 per channel, as the package declares
@@ -251,8 +259,7 @@ def test_biounet_predict_runs_a_plain_torchscript_package(shared_data, tmp_path)
             test_tensor=v0_5.FileDescr(source=tmp_path / "out.npy"),
             postprocessing=[v0_5.SigmoidDescr()],
         )],
-        weights=v0_5.WeightsDescr(torchscript=v0_5.TorchscriptWeightsDescr(
-            source=tmp_path / "weights.pt", pytorch_version=v0_5.Version(torch.__version__.split("+")[0]))),
+        weights=entry,
     )
     package = save_bioimageio_package(descr, output_path=tmp_path / "plain.zip")
     write_image(tmp_path / "nuclei.tif", image)
@@ -267,6 +274,7 @@ def test_biounet_predict_runs_a_plain_torchscript_package(shared_data, tmp_path)
         whole = torch.sigmoid(net(torch.from_numpy(padded[None]))).numpy()[0, 0, 16:-16, 16:-16]
     assert probabilities.shape == (2, *image.shape)
     assert np.abs(probabilities[1] - whole).max() < 1e-5 and np.abs(probabilities.sum(0) - 1).max() < 1e-5
+    assert load_bundle(package).model.weights_format == weights
     instances = read_image(tmp_path / "pred" / "nuclei_instances.tif")
     assert instances.max() >= 2 and ((instances > 0) <= (whole > 0.3)).all()
 
