@@ -16,10 +16,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("inference", "training", "ddp", "dask", "compute", "augment", "weightmap", "metrics", "accuracy")
+SECTIONS = ("inference", "training", "ddp", "dask", "speed", "compute", "augment", "weightmap", "metrics", "accuracy")
 PEER_ROWS = {  # section -> (column, text of a peer's row)
     "inference": ("method", "MONAI sliding window"),
     "training": ("model", "smp Unet resnet34"),
+    "speed": ("method", "MONAI sliding_window_inference"),
     "augment": ("operation", "MONAI Rand2DElastic"),
     "accuracy": ("method", "MONAI UNet, typical recipe"),
 }
@@ -42,5 +43,9 @@ def test_quick_benchmark_runs_every_section_beside_the_peers(tmp_path, shared_da
         methods = [str(row.get(column, "")) for row in report["sections"][name]["rows"]]
         assert any(m.startswith(peer) for m in methods), f"{name}: no {peer!r} row in {methods}"
         assert any(m.startswith("biounet") for m in methods), f"{name}: no biounet row in {methods}"
+    speed = report["sections"]["speed"]["tables"]  # the folder beside a MONAI loop, the step split into parts
+    assert [row["method"] for rows in speed.values() for row in rows if "method" in row] == [
+        "biounet predict_files (batched)", "MONAI loop"]
+    assert any("% of peak" in row for rows in speed.values() for row in rows)
     markdown = out.with_suffix(".md").read_text()
     assert markdown.count("\n## ") == len(SECTIONS) and "FAILED" not in markdown

@@ -57,9 +57,24 @@ def test_paper_network_on_isbi_sized_image_uses_balanced_tiles() -> None:
     assert grid.input_shape == (444, 444)  # not one 572 tile plus one mostly mirrored
 
 
-def test_same_padding_margin_covers_halo_and_pooling_phase() -> None:
-    assert context_margin(PAPER) == (92, 92)
-    assert context_margin(PAPER.replace(padding="same")) == (112, 112)  # 92 + 15 rounded up to 16
+def test_same_padding_margin_is_the_halo_on_the_pooling_grid_or_the_exact_receptive_field() -> None:
+    same = PAPER.replace(padding="same")
+    assert context_margin(PAPER) == context_margin(PAPER, "exact") == (92, 92)  # valid: always the halo
+    assert context_margin(same) == (80, 80)  # 92 rounded down to 16
+    assert context_margin(same, "exact") == (112, 112)  # 92 + 15 rounded up to 16
+    with pytest.raises(ValueError, match="context"):
+        context_margin(same, "blend")
+
+
+def test_same_padding_takes_an_image_that_fits_in_one_pass_without_margins() -> None:
+    """The floor of same-padded prediction: an image within the limit is one plain pass, not a bigger tile."""
+    same = PAPER.replace(padding="same")
+    grid = plan_grid(same, (512, 500), (672, 672))
+    assert len(grid) == 1 and grid.input_shape == (512, 512)  # 500 rounded up to the pooling grid only
+    assert [axis.margin for axis in grid.axes] == [0, 0]
+    tiled = plan_grid(same, (2048, 2048), (1024, 1024))
+    assert len(tiled) > 1 and [axis.margin for axis in tiled.axes] == [80, 80]
+    assert max(tiled.input_shape) <= 1024
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (13, 1), (1, 997)])

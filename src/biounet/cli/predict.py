@@ -155,6 +155,13 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument(
+        "--context",
+        choices=("halo", "exact"),  # biounet.tiling.SAME_CONTEXTS, spelt here to keep torch out of --help
+        default="halo",
+        help="same-padded models, images too large for one pass: the tiles' margin, halo (default: the halo on "
+        "the pooling grid, 80 px for depth 4, as exact as bfloat16) or exact (112 px: equals a whole-image pass)",
+    )
+    parser.add_argument(
         "--nan-policy",
         choices=NAN_POLICIES,
         default="refuse",
@@ -171,8 +178,9 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biounet.errors import BiounetError, DataError
+    from biounet.errors import DataError
     from biounet.inference.files import collect_inputs, plan_outputs
+    from biounet.inference.folder import predict_files
     from biounet.inference.instances import instance_target
     from biounet.inference.tta import tta_transforms
     from biounet.io.checkpoint import load_bundle
@@ -197,21 +205,11 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     plan = plan_outputs(collect_inputs(args.inputs), bundle, out_dir, kinds, args.format, args.channel_axis,
                         skip_bad=args.skip_bad, nan_policy=args.nan_policy)
-    predicted = 0
-    for planned in plan.inputs:
-        try:
-            result = _predict_file(bundle, planned, args, device)
-        except BiounetError as error:  # found while reading tiles (e.g. NaN pixels): nothing of it was written
-            if not args.skip_bad:
-                raise
-            plan.bad.append((planned.path, str(error)))
-            continue
-        predicted += 1
-        if not args.quiet:
-            for written in result.outputs.values():
-                for item in written if isinstance(written, list) else [written]:
-                    print(f"wrote {item}", file=sys.stderr)
+    done = predict_files(bundle, plan.inputs, _options(args, device), channel_axis=args.channel_axis,
+                         skip_bad=args.skip_bad, on_written=None if args.quiet else _print_written)
+    plan.bad.extend(done.bad)
     if not args.quiet:
+        predicted = len(done.results)
         print(
             f"biounet predict: {predicted} image{'s' if predicted != 1 else ''} -> {out_dir} "
             f"in {time.perf_counter() - started:.1f} s",
@@ -223,12 +221,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_file(bundle: Any, planned: Any, args: argparse.Namespace, device: Any) -> Any:
-    from biounet.inference.files import open_input
-    from biounet.inference.predictor import PredictOptions, predict_to
+def _options(args: argparse.Namespace, device: Any) -> Any:
+    from biounet.inference.predictor import PredictOptions
 
-    source, info = open_input(planned.path, bundle, args.channel_axis)
-    options = PredictOptions(
+    return PredictOptions(
         tile_size=args.tile_size,
         batch_size=args.batch_size,
         tta=args.tta,
@@ -240,9 +236,16 @@ def _predict_file(bundle: Any, planned: Any, args: argparse.Namespace, device: A
         min_size=args.min_size,
         nan_policy=args.nan_policy,
         progress=not args.quiet,
-        description=planned.path.name,
+        context=args.context,
     )
-    return predict_to(bundle, source, planned.targets, options, image_info=info)
+
+
+def _print_written(planned: Any, result: Any) -> None:
+    from tqdm.auto import tqdm
+
+    for written in result.outputs.values():
+        for item in written if isinstance(written, list) else [written]:
+            tqdm.write(f"wrote {item}", file=sys.stderr)
 
 
 def _run_dask(bundle: Any, kinds: list[str], args: argparse.Namespace, device: Any, started: float) -> int:

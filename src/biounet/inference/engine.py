@@ -58,6 +58,8 @@ class TiledRun:
         self.progress, self.description = progress, description
         self.transforms, self.target, self.guard = transforms, target, guard
         self.on_progress = on_progress
+        self.strip: Strip | None = None
+        self.stats: Any = None
         self.timings = {"statistics_s": 0.0, "read_s": 0.0, "network_s": 0.0, "write_s": 0.0, "instances_s": 0.0}
         self.need_logits = "logits" in writers
         self.need_probabilities = bool({"probabilities", "labels", "instances"} & set(writers))
@@ -69,12 +71,10 @@ class TiledRun:
             self.foreground = np.zeros(shape, bool)
 
     def execute(self, normalization: NormalizationConfig, batch_size: int) -> None:
+        """The whole run: statistics, every batch of tiles through the network, the strips, the instances."""
         from tqdm.auto import tqdm
 
-        t = time.perf_counter()
-        self.stats = image_statistics(self.source, normalization)
-        self.source.release()
-        self.timings["statistics_s"] = time.perf_counter() - t
+        self.prepare(normalization)
         total = len(self.grid) * math.prod(self.stack)
         bar = tqdm(
             total=total,
@@ -85,36 +85,54 @@ class TiledRun:
             dynamic_ncols=True,
             leave=False,
         )
-        strip: Strip | None = None
         done = 0
         with prepared(self.model, self.device, self.precision) as fmt, bar:
-            for jobs in batched(self._jobs(), batch_size):
-                outputs = self._run_batch(jobs, fmt)
-                for i, (stack_index, tile) in enumerate(jobs):
-                    key = (stack_index, tile.grid_index[0])
-                    if strip is None or strip.key != key:
-                        self._flush(strip)
-                        strip = Strip.for_tile(
-                            key, stack_index, tile, self.grid, self.model.config.num_classes, list(outputs)
-                        )
-                    strip.place(tile, {name: value[i] for name, value in outputs.items()})
+            for jobs in batched(self.jobs(), batch_size):
+                self.consume(jobs, self.network(self.tile_inputs(jobs), fmt))
                 bar.update(len(jobs))
                 done += len(jobs)
                 if self.on_progress is not None:
                     self.on_progress(done, total)
-            self._flush(strip)
+        self.finish()
+
+    def prepare(self, normalization: NormalizationConfig) -> None:
+        """Normalisation statistics of the whole image, taken once (:mod:`biounet.data.normalization`)."""
+        if self.stats is not None:
+            return
+        t = time.perf_counter()
+        self.stats = image_statistics(self.source, normalization)
+        self.source.release()
+        self.timings["statistics_s"] += time.perf_counter() - t
+
+    def consume(self, jobs: list, outputs: Mapping[str, np.ndarray]) -> None:
+        """Place the network outputs of ``jobs`` (in order) into strips, handing full strips to the writers."""
+        for i, (stack_index, tile) in enumerate(jobs):
+            key = (stack_index, tile.grid_index[0])
+            if self.strip is None or self.strip.key != key:
+                self._flush(self.strip)
+                self.strip = Strip.for_tile(
+                    key, stack_index, tile, self.grid, self.model.config.num_classes, list(outputs)
+                )
+            self.strip.place(tile, {name: value[i] for name, value in outputs.items()})
+
+    def finish(self) -> None:
+        """Flush the last strip and make the instances."""
+        self._flush(self.strip)
+        self.strip = None
         self._instances()
 
     def _checked(self, tile: np.ndarray) -> np.ndarray:
         """The tile as read, its NaN/infinite pixels refused or filled (:mod:`biounet.data.finite`)."""
         return self.guard(tile) if self.guard is not None else tile
 
-    def _jobs(self) -> Iterator[tuple[tuple[int, ...], Any]]:
+    def jobs(self) -> Iterator[tuple[tuple[int, ...], Any]]:
+        """Every (stack index, tile) of the run, in raster order."""
         for stack_index in np.ndindex(*self.stack):
             for tile in self.grid:
                 yield tuple(int(i) for i in stack_index), tile
 
-    def _run_batch(self, jobs: list, fmt: torch.memory_format) -> dict[str, np.ndarray]:
+    def tile_inputs(self, jobs: list) -> list[np.ndarray]:
+        """The normalised network input ``(C, *tile)`` of each job, read with mirroring beyond the border."""
         t = time.perf_counter()
         tiles = [
             apply_normalization(
@@ -125,9 +143,13 @@ class TiledRun:
             )
             for s, tile in jobs
         ]
-        batch = torch.from_numpy(np.stack(tiles)).to(self.device).contiguous(memory_format=fmt)
         self.timings["read_s"] += time.perf_counter() - t
+        return tiles
+
+    def network(self, tiles: list[np.ndarray], fmt: torch.memory_format) -> dict[str, np.ndarray]:
+        """Logits and/or probabilities ``(B, K, *tile)`` of a batch of tiles (TTA averaged), as float32."""
         t = time.perf_counter()
+        batch = torch.from_numpy(np.stack(tiles)).to(self.device).contiguous(memory_format=fmt)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             return self.model(x.contiguous(memory_format=fmt))
@@ -177,7 +199,7 @@ class TiledRun:
                     min_size=self.target.min_size,
                 )
             writer.write(tuple(stack_index), labels)
-        self.timings["instances_s"] = time.perf_counter() - t
+        self.timings["instances_s"] += time.perf_counter() - t
 
 
 @dataclass
@@ -207,14 +229,28 @@ class Strip:
 
 @contextlib.contextmanager
 def prepared(model: UNet, device: torch.device, precision: str) -> Iterator[torch.memory_format]:
-    """Eval mode, on ``device``, in the fast memory format; the mode and format are restored afterwards."""
-    was_training = model.training
+    """Eval mode, on ``device``, in the fast memory format; the mode and format are restored afterwards.
+
+    Nested uses (a folder's run prepares the model once; a large image inside it prepares it again) leave
+    the model as the outer one set it: only the outermost restores.
+    """
     fmt = memory_format(precision, device, model.config.spatial_dims)
+    depth = getattr(model, "_biounet_prepared", 0)
+    if depth:
+        model._biounet_prepared = depth + 1
+        try:
+            yield fmt
+        finally:
+            model._biounet_prepared = depth
+        return
+    was_training = model.training
     model.eval()
     model.to(device=device, memory_format=fmt)
+    model._biounet_prepared = 1
     try:
         yield fmt
     finally:
+        model._biounet_prepared = 0
         model.train(was_training)
         if fmt != torch.contiguous_format:
             model.to(memory_format=torch.contiguous_format)

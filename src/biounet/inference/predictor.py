@@ -1,8 +1,8 @@
 """Overlap-tile inference (Ronneberger et al. 2015, Fig. 2) for 2D and 3D images of any size.
 
-:func:`predict` is the public entry point; :func:`predict_to` plans the run it shares with
-``biounet predict`` (tile grid, batch size, writers, sidecars), and :class:`~biounet.inference.engine.TiledRun`
-executes it.  One pass over the image does everything:
+:func:`predict` is the public entry point; :func:`predict_to`, which it shares with ``biounet predict``,
+plans the run (:func:`~biounet.inference.pending.start_prediction`: tile grid, batch size, writers, sidecars)
+and :class:`~biounet.inference.engine.TiledRun` executes it.  One pass over the image does everything:
 
 1. intensity statistics once per image (the model's pipeline normalisation, default percentiles),
    on a subsample, so a lazily opened image (TIFF memmap, ``.npy`` mmap, zarr) is never read whole;
@@ -20,82 +20,20 @@ executes it.  One pass over the image does everything:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from biounet.data.finite import TileGuard
-from biounet.inference.engine import TiledRun
 from biounet.inference.instances import InstanceTarget, instance_target
-from biounet.inference.outputs import OUTPUT_KINDS, PROBABILITY_DTYPES
-from biounet.inference.sidecar import build_sidecar, write_sidecar
+from biounet.inference.outputs import OUTPUT_KINDS
+from biounet.inference.pending import PredictionResult, PredictOptions, start_prediction
 from biounet.inference.sources import ChannelFirstView, open_for_model, source_for_array
-from biounet.inference.tta import tta_transforms
-from biounet.inference.writers import Writer, open_output
 from biounet.io.checkpoint import ModelBundle, load_bundle
 from biounet.model.unet import UNet
 from biounet.pipeline import Pipeline
-from biounet.runtime import resolve_device, resolve_precision, torch_threads
-from biounet.tiling import TileGrid, batch_size_for, context_margin, max_input_shape, plan_grid
-
-
-@dataclass
-class PredictOptions:
-    """Settings of one prediction (all optional; ``None`` = chosen from the model and the memory).
-
-    Attributes:
-        tile_size: largest network input tile per axis in pixels (an int for every axis, or one per
-            axis); ``None`` fits the tile to the memory budget (about 700 px in float32 and 1020 px in
-            bf16 for the paper's network on CPU).
-        batch_size: tiles per forward pass; ``None`` from the memory budget.
-        tta: 1, 4 (flips) or 8 (flips and 90-degree rotations).
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
-        device: ``"cpu"``, ``"cuda"``, ... (``None``: CUDA if available).
-        num_threads: PyTorch threads (``None``: all cores of this process, unless OMP_NUM_THREADS is set).
-        probability_dtype: on-disk type of probabilities: ``"float16"``, ``"uint8"`` (0..255) or
-            ``"float32"``; in memory they are always float32.
-        threshold, min_size: instances: seed threshold on P(interior) and smallest seed in pixels;
-            ``None``: the model's (chosen on its validation images when it was trained, see
-            :func:`~biounet.inference.instances.instance_target`), else 0.5 and 8.
-        nan_policy: NaN/infinite input pixels: ``"refuse"`` (an error naming the image and the count)
-            or ``"fill"`` (replaced by the image's median; see :mod:`biounet.data.finite`).
-        progress: show a tqdm progress bar (tiles/s, ETA) on stderr.
-        description: the progress bar's label.
-        on_progress: called as ``on_progress(done, total)`` (tiles) after every batch, for a GUI's bar;
-            an exception it raises (a cancel button's) stops the prediction, and no output is left behind.
-    """
-
-    tile_size: int | Sequence[int] | None = None
-    batch_size: int | None = None
-    tta: int = 1
-    precision: str = "auto"
-    device: str | torch.device | None = None
-    num_threads: int | None = None
-    probability_dtype: str = "float16"
-    threshold: float | None = None
-    min_size: int | None = None
-    nan_policy: str = "refuse"
-    progress: bool = True
-    description: str = "predict"
-    on_progress: Callable[[int, int], None] | None = None
-
-
-@dataclass
-class PredictionResult:
-    """What :func:`predict_to` produced: per output kind an array (in memory) or the written path(s)."""
-
-    outputs: dict[str, Any]
-    grid: TileGrid
-    settings: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
+from biounet.runtime import resolve_device, torch_threads
 
 
 def predict(
@@ -117,6 +55,7 @@ def predict(
     threshold: float | None = None,
     min_size: int | None = None,
     nan_policy: str = "refuse",
+    context: str = "halo",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Segment an image of any size with the overlap-tile strategy.
@@ -153,6 +92,8 @@ def predict(
         nan_policy: NaN or infinite pixels in ``image``: ``"refuse"`` (raise
             :class:`~biounet.data.finite.NonFiniteImageError` naming the image and the count) or
             ``"fill"`` (replace them by the image's median).
+        context: same-padded models, images too large for one pass: the tiles' margin, ``"halo"`` (80 px
+            for depth 4, as exact as bfloat16) or ``"exact"`` (112 px: equals a whole-image pass).
         on_progress: ``on_progress(done, total)`` in tiles after every batch (a GUI's progress bar); an
             exception raised by it (a cancel button) stops the prediction, leaving no output file.
 
@@ -160,8 +101,9 @@ def predict(
         The output array (in memory), or the output path when ``out`` is given.
 
     Tiling (see :mod:`biounet.tiling.grid`): for valid-padded models the tiled result equals one pass
-    over the whole mirrored image; for same-padded models tiles overlap by the receptive field and
-    only their centres are kept ("halo crop"), which equals a whole-image pass away from the border.
+    over the whole mirrored image; same-padded models take an image that fits the memory budget in one
+    pass, and tile larger ones with overlapping tiles whose centres are kept ("halo crop"): with
+    ``context="exact"`` that equals a whole-image pass away from the border.
     (Models with ``norm="instance"`` or ``"group"`` normalise with statistics over the tile, so their
     tiles cannot be exact; batch norm uses fixed running statistics at inference and tiles exactly.)
     """
@@ -179,6 +121,7 @@ def predict(
         min_size=min_size,
         nan_policy=nan_policy,
         progress=progress,
+        context=context,
         on_progress=on_progress,
     )
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
@@ -230,144 +173,10 @@ def predict_to(
     a multi-page image) is predicted slice by slice; outputs are ``(K, *stack, *S)`` / ``(*stack, *S)``.
     On any error every output is discarded (no file under a final name) and the error propagates.
     """
-    started = time.perf_counter()
-    kinds = list(targets)
-    _check_request(kinds, options)
-    config = bundle.config
-    d = config.spatial_dims
-    spatial = tuple(int(n) for n in source.shape[source.ndim - d :])
-    stack = tuple(int(n) for n in source.shape[1 : source.ndim - d])
-    device = resolve_device(options.device)
-    precision = resolve_precision(options.precision, device)
-    transforms = tta_transforms(options.tta, config)
-    target = instance_target(bundle, options.threshold, options.min_size) if "instances" in kinds else None
-
-    limit = _tile_limit(options.tile_size, d)
-    if limit is None:
-        limit = max_input_shape(config, spatial, context_margin(config), precision, device)
-    grid = plan_grid(config, spatial, limit)
-    batch_size = options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
-    threads = options.num_threads if options.num_threads is not None else default_threads()
-    settings = _settings(bundle, grid, stack, batch_size, options, precision, device, threads)
-
-    class_names = list(bundle.pipeline.target.class_names) if bundle.pipeline.target else []
-    writers: dict[str, Writer] = {}
-    try:
-        for kind in kinds:
-            writers[kind] = open_output(
-                kind, targets[kind], config.num_classes, stack, spatial, d, options.probability_dtype, class_names
-            )
-        where = str((image_info or {}).get("path") or "the image")
-        run = TiledRun(
-            bundle.model, source, grid, stack, writers, options.progress, options.description, device, precision,
-            transforms, target, TileGuard(source, where, options.nan_policy), options.on_progress,
-        )
-        with torch_threads(threads):
-            run.execute(bundle.pipeline.normalization, batch_size)
-        outputs = {kind: writer.close() for kind, writer in writers.items()}
-    except BaseException:
-        for writer in writers.values():
-            writer.abort()
-        raise
-    timings = dict(run.timings)
-    timings["total_s"] = time.perf_counter() - started
-    pixels = math.prod(spatial) * math.prod(stack)
-    timings["megapixels_per_s"] = pixels / 1e6 / max(timings["total_s"], 1e-9)
-    timings["tiles_per_s"] = settings["tiles"] / max(timings["network_s"], 1e-9)
-    result = PredictionResult(outputs, grid, settings, {k: round(v, 4) for k, v in timings.items()})
-    _write_sidecars(result, targets, bundle, options, target, image_info, source)
-    return result
-
-
-def _check_request(kinds: list[str], options: PredictOptions) -> None:
-    for kind in kinds:
-        if kind not in OUTPUT_KINDS:
-            raise ValueError(f"unknown output {kind!r} (choose from {', '.join(OUTPUT_KINDS)})")
-    if options.probability_dtype not in PROBABILITY_DTYPES:
-        raise ValueError(f"probability_dtype must be one of {', '.join(PROBABILITY_DTYPES)}")
-
-
-def _settings(
-    bundle: ModelBundle,
-    grid: TileGrid,
-    stack: tuple[int, ...],
-    batch_size: int,
-    options: PredictOptions,
-    precision: str,
-    device: torch.device,
-    threads: int | None,
-) -> dict[str, Any]:
-    """The settings a prediction ran with, as its sidecar records them."""
-    config = bundle.config
-    return {
-        "tile_input_shape": list(grid.input_shape),
-        "tile_output_stride": list(grid.stride),
-        "tiles": len(grid) * math.prod(stack),
-        "tile_context": list(context_margin(config)),
-        "batch_size": int(batch_size),
-        "tta": int(options.tta),
-        "precision": precision,
-        "precision_requested": options.precision,
-        "device": str(device),
-        "threads": threads if threads is not None else torch.get_num_threads(),
-        "normalization": bundle.pipeline.normalization.to_dict(),
-        "tiling": "valid: equals a whole-image pass" if config.padding == "valid" else "same: halo crop",
-    }
-
-
-def default_threads() -> int | None:
-    """All cores available to this process, unless the user set OMP_NUM_THREADS (then keep torch's)."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _tile_limit(tile_size: int | Sequence[int] | None, d: int) -> tuple[int, ...] | None:
-    if tile_size is None:
-        return None
-    sizes = (int(tile_size),) * d if isinstance(tile_size, (int, np.integer)) else tuple(int(n) for n in tile_size)
-    if len(sizes) != d or any(n < 1 for n in sizes):
-        raise ValueError(f"tile_size must be a positive int or {d} positive ints, not {tile_size!r}")
-    return sizes
-
-
-def _write_sidecars(
-    result: PredictionResult,
-    targets: Mapping[str, Any],
-    bundle: ModelBundle,
-    options: PredictOptions,
-    instances: InstanceTarget | None,
-    image_info: Mapping[str, Any] | None,
-    source: ChannelFirstView,
-) -> None:
-    image = dict(image_info or {})
-    image.setdefault("shape", list(source.shape))
-    for kind, written in result.outputs.items():
-        if targets[kind] is None:
-            continue
-        settings = dict(result.settings)
-        if kind == "probabilities":
-            settings["probability_dtype"] = options.probability_dtype
-        if kind == "instances" and instances is not None:
-            settings.update(threshold=instances.threshold, min_size=instances.min_size)
-            if instances.cells is not None:
-                settings["cells"] = dataclasses.asdict(instances.cells)
-        paths = written if isinstance(written, list) else [written]
-        for path in paths:
-            content = build_sidecar(
-                output_kind=kind,
-                output_path=Path(path),
-                model_path=bundle.path,
-                model_config=bundle.config.to_dict(),
-                settings=settings,
-                image=image,
-                timings=result.timings,
-                target=dataclasses.asdict(bundle.pipeline.target) if bundle.pipeline.target else None,
-            )
-            write_sidecar(Path(path), content)
+    pending = start_prediction(bundle, source, targets, options, image_info=image_info)
+    with pending.guarded(), torch_threads(pending.threads):
+        pending.run.execute(bundle.pipeline.normalization, pending.batch_size)
+    return pending.finish()
 
 
 __all__ = [

@@ -6,7 +6,7 @@
 """
 
 from biounet.tiling.budget import activation_bytes_per_pixel, batch_size_for, max_input_shape, memory_budget
-from biounet.tiling.grid import AxisPlan, Tile, TileGrid, context_margin, plan_grid
+from biounet.tiling.grid import SAME_CONTEXTS, AxisPlan, Tile, TileGrid, context_margin, plan_grid
 from biounet.tiling.mirror import read_mirrored, reflect_indices
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "TileGrid",
     "activation_bytes_per_pixel",
     "batch_size_for",
+    "SAME_CONTEXTS",
     "context_margin",
     "max_input_shape",
     "memory_budget",

@@ -11,16 +11,19 @@ Valid padding (the paper's network)
     box, so the tiled result EQUALS the whole-image pass of the mirrored image (to float rounding).
 
 Same padding
-    Tiles overlap and only their centres are kept ("halo crop"); the discarded margin is the
-    receptive-field radius, i.e. :func:`~biounet.model.sizes.halo` plus the pooling phase
-    (``halo + P - 1``, measured), rounded up to a multiple of ``P`` (112 px for depth 4).  Tiles are
-    multiples of ``P`` (no internal padding) and aligned with the pooling grid of a whole-image pass,
-    so away from the image border the kept centres equal the whole-image pass exactly.  Halo crop is
-    the default and only mode rather than Gaussian blending because it is exact (nothing to hide: no
-    seams by construction), needs no weight accumulation (so output can be streamed to disk strip by
-    strip) and costs the same overlap.  At the image border the tiled result uses mirrored context
-    where a whole-image pass sees the convolutions' zero padding; this is deliberate (the paper's
-    strategy).
+    An image that fits the memory budget is one tile without any margin: a whole-image pass, which
+    costs what one plain forward of the image costs (the network's own zero padding at the border, as
+    at every tile edge it saw in training).  Larger images are tiled; tiles overlap and only their
+    centres are kept ("halo crop").  The margin a tile carries is the context the model needs for an
+    exact-enough result, not the whole receptive field: ``context="halo"`` (the default) is the valid
+    network's halo rounded down to a multiple of ``P`` (80 px for depth 4), ``context="exact"`` the
+    receptive-field radius with the pooling phase (``halo + P - 1``) rounded up (112 px).  On trained
+    models the two differ by no more than bfloat16 rounding does (measured: docs/speed.md), while the
+    smaller margin makes every tile up to a quarter cheaper.  Tiles are multiples of ``P`` and aligned
+    with the pooling grid of a whole-image pass, so with ``"exact"`` the kept centres equal the
+    whole-image pass away from the image border.  Halo crop rather than Gaussian blending: nothing to
+    accumulate (output streams to disk strip by strip) and no down-weighted overlap to pay for.  At the
+    image border tiles use mirrored context (the paper's strategy).
 """
 
 from __future__ import annotations
@@ -129,20 +132,34 @@ class TileGrid:
         return Tile(tuple(int(i) for i in index), tuple(inputs), tuple(starts), tuple(stops), tuple(crops))
 
 
-def context_margin(config: UNetConfig) -> tuple[int, ...]:
+#: How much context a same-padded model's tiles carry (see the module docstring).
+SAME_CONTEXTS = ("halo", "exact")
+
+
+def context_margin(config: UNetConfig, context: str = "halo") -> tuple[int, ...]:
     """Context per side and axis that an input tile carries beyond its output tile, in pixels.
 
-    Valid padding: the halo (92 for the paper).  Same padding: the receptive-field radius including the
-    pooling phase (``halo + P - 1``), rounded up to a multiple of ``P`` so tiles stay on the pooling grid.
+    Valid padding: the halo (92 for the paper), whatever ``context`` says.  Same padding, on the pooling
+    grid: ``"halo"`` the halo rounded down to a multiple of ``P`` (80 for depth 4, at least ``P``);
+    ``"exact"`` the receptive-field radius with the pooling phase, ``halo + P - 1``, rounded up (112).
     """
+    if context not in SAME_CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(SAME_CONTEXTS)}, not {context!r}")
     halo = sizes.halo(config)
     if config.padding == "valid":
         return halo
     pool = sizes.total_pool_factor(config)
-    return tuple(math.ceil((h + p - 1) / p) * p for h, p in zip(halo, pool))
+    if context == "exact":
+        return tuple(math.ceil((h + p - 1) / p) * p for h, p in zip(halo, pool))
+    return tuple(max(p, h // p * p) for h, p in zip(halo, pool))
 
 
-def plan_grid(config: UNetConfig, image_shape: Sequence[int], max_input_shape: Sequence[int] | None = None) -> TileGrid:
+def plan_grid(
+    config: UNetConfig,
+    image_shape: Sequence[int],
+    max_input_shape: Sequence[int] | None = None,
+    context: str = "halo",
+) -> TileGrid:
     """Plan the tiles for an image of spatial shape ``image_shape`` (any size >= 1 pixel).
 
     Args:
@@ -151,6 +168,8 @@ def plan_grid(config: UNetConfig, image_shape: Sequence[int], max_input_shape: S
         max_input_shape: the largest network input per axis (about: a valid network may round up by
             less than ``P``); ``None`` takes the whole image in one tile.  Tiles never shrink below the
             smallest input the network takes.
+        context: a same-padded model's tile margin, ``"halo"`` or ``"exact"`` (:func:`context_margin`);
+            an image that fits ``max_input_shape`` whole gets no margin at all (a whole-image pass).
 
     The output stride is balanced: with ``n`` tiles needed along an axis, each gets about ``1/n`` of
     the axis (rounded up to a multiple of ``P``), so a 512 px image with a 572 px tile limit becomes two
@@ -159,8 +178,10 @@ def plan_grid(config: UNetConfig, image_shape: Sequence[int], max_input_shape: S
     if len(image_shape) != config.spatial_dims:
         raise ValueError(f"image_shape {tuple(image_shape)} has not {config.spatial_dims} spatial axes")
     pool = sizes.total_pool_factor(config)
-    margins = context_margin(config)
     valid = config.padding == "valid"
+    margins = context_margin(config, context)
+    if not valid and _fits_whole(image_shape, pool, max_input_shape):
+        margins = (0,) * len(pool)
     axes = []
     for axis, (size, p, margin) in enumerate(zip(image_shape, pool, margins)):
         size = int(size)
@@ -182,3 +203,10 @@ def plan_grid(config: UNetConfig, image_shape: Sequence[int], max_input_shape: S
             net_offset = 0
         axes.append(AxisPlan(size, stride, input_size, margin, shift, net_offset))
     return TileGrid(tuple(axes))
+
+
+def _fits_whole(image_shape: Sequence[int], pool: Sequence[int], max_input_shape: Sequence[int] | None) -> bool:
+    """Whether a same-padded model can take the whole image (rounded up to its pooling grid) in one pass."""
+    if max_input_shape is None:
+        return True
+    return all(math.ceil(int(n) / p) * p <= int(m) for n, p, m in zip(image_shape, pool, max_input_shape))
