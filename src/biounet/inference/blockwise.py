@@ -62,7 +62,8 @@ class BlockwiseOptions:
 
     Attributes:
         block_size: block edge per axis in pixels, rounded to whole tile strides (``None``: 2048 in 2D,
-            256 in 3D). Memory per worker grows with the block, not with the image.
+            256 in 3D); a tile chosen from the memory budget is no larger than a block.  Memory per worker
+            grows with the block, not with the image.
         overlap: instances: pixels of neighbouring probabilities the instance step of a block sees on every
             side (``None``: 128 in 2D, 48 in 3D); objects up to about this size are labelled as in a
             single-process run.
@@ -183,13 +184,16 @@ def _plan(
     precision = resolve_precision(options.precision, device)
     context = getattr(options, "context", None)  # a same-padded model's tile margin, where the predictor has one
     extra = () if context is None else (context,)
-    if options.tile_size is None:
-        limit = max_input_shape(config, spatial, context_margin(config, *extra), precision, device)
+    block_size = blockwise.block_size or (2048 if d == 2 else 256)
+    if options.tile_size is None:  # from the memory budget, as a single process does, but no larger than a block
+        margins = context_margin(config, *extra)
+        limit = max_input_shape(config, spatial, margins, precision, device)
+        blocks = (int(block_size),) * d if np.ndim(block_size) == 0 else tuple(int(n) for n in block_size)
+        limit = tuple(min(n, b + 2 * m) for n, b, m in zip(limit, blocks, margins))
     else:
         limit = (int(options.tile_size),) * d if np.ndim(options.tile_size) == 0 else tuple(options.tile_size)
     grid = plan_grid(config, spatial, limit, *extra)
     batch = options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
-    block_size = blockwise.block_size or (2048 if d == 2 else 256)
     plan = plan_blocks(grid, block_size)
     settings = {
         "tile_input_shape": list(grid.input_shape), "tile_output_stride": list(grid.stride), "tiles": len(grid),
