@@ -24,6 +24,7 @@ from biounet.errors import BiounetError
 from biounet.inference.sources import open_for_model
 from biounet.io.checkpoint import ModelBundle
 from biounet.io.images import is_image_file
+from biounet.model.config import UNetConfig
 from biounet.model.unet import UNet
 from biounet.pipeline import Pipeline
 
@@ -160,6 +161,7 @@ def readme(name: str, bundle: ModelBundle, image_path: Path, run_dir: Path | Non
         "- Sizes: every `min + n * step` of the input axes; tile with the output halo (or, for valid padding, "
         "the size offset) to get biounet's seamless overlap-tile result. biounet itself runs this package "
         "with `biounet predict model.zip IMAGES --out OUT` (mirrored borders, bounded memory, instances).", "",
+        *_valid_note(config),
         "## Training", "",
         f"- Data: {data.get('layout') or 'folders'} layout, images `{Path(str(data.get('images') or '?')).name}`"
         f" (validation: {_validation_words(data)}).",
@@ -173,6 +175,19 @@ def readme(name: str, bundle: ModelBundle, image_path: Path, run_dir: Path | Non
     lines += ["- (none recorded)"] if not metrics else []
     lines += ["", "## Citation", "", citation, ""]
     return "\n".join(lines)
+
+
+def _valid_note(config: UNetConfig) -> list[str]:
+    """For a valid-padded network: how a consumer gets an output the size of the image (bioimageio.core 0.11
+    does not pad for a size offset and cannot tile such a model; it runs whole images, output cropped)."""
+    if config.padding != "valid":
+        return []
+    from biounet.model import sizes
+
+    per_axis = sizes.halo(config)
+    halo = f"{per_axis[0]}" if len(set(per_axis)) == 1 else f"({', '.join(str(h) for h in per_axis)}, per axis)"
+    return [f"- Valid padding: the output is the input minus {halo} px on each side. For an output the size of "
+            f"the image, mirror the image by {halo} px on each side first (biounet predict does).", ""]
 
 
 def _validation_words(data: dict) -> str:
