@@ -190,3 +190,51 @@ def test_isbi_probability_maps_also_report_the_cells_rand_error(isbi_folders, tm
     perfect, gap = json.loads(out_json.read_text())["images"]
     assert perfect["cells_adapted_rand_error"] == 0.0 and "cells_adapted_rand_error_threshold" not in perfect
     assert gap["cells_adapted_rand_error"] < gap["adapted_rand_error"]  # the gap merges segments, not cells
+
+
+def test_semantic_3d_per_class_table_with_the_sidecars_class_names(tmp_path):
+    """Two 3D volumes (2, 4, 4) of three classes; Dice per class per image and the mean, counted by hand.
+
+    Volume "a": slice 0 has the errors below, slice 1 is perfect: class 0 |G| 8 |P| 8 |G∩P| 7 -> 14/16,
+    class 1 8/9/8 -> 16/17, class 2 16/15/15 -> 30/31.  Volume "b" is perfect without class 1 (NaN there, left
+    out of the mean).  GT holds the mask values 0/128/255 that the sidecar declares as classes 0/1/2.
+    """
+    gt2 = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]])
+    pred2 = np.array([[0, 1, 1, 1], [0, 0, 1, 1], [2, 2, 2, 0], [2, 2, 2, 2]])
+    values = np.array([0, 128, 255], np.uint8)
+    target = {"kind": "semantic", "class_names": ["background", "nucleus", "cytoplasm"], "classes": [0, 128, 255]}
+    volumes = {"a": (np.stack([gt2, gt2]), np.stack([pred2, gt2])), "b": (np.stack([gt2 * 0, gt2 // 2 * 2]),) * 2}
+    for name, (gt, pred) in volumes.items():
+        write_image(tmp_path / "gt" / f"{name}.tif", values[gt])
+        write_image(tmp_path / "pred" / f"{name}_labels.tif", pred.astype(np.uint8))
+        (tmp_path / "pred" / f"{name}_labels.tif.json").write_text(json.dumps({"model": {"target": target}}))
+    out_json, out_csv = tmp_path / "s.json", tmp_path / "s.csv"
+    result = biounet("evaluate", tmp_path / "pred", tmp_path / "gt", "--task", "semantic",
+                     "--json", out_json, "--csv", out_csv)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out_json.read_text())
+    a, b = report["images"]
+    assert (a["dice_0"], a["dice_1"], a["dice_2"]) == pytest.approx((14 / 16, 16 / 17, 30 / 31))
+    assert b["dice_1"] is None and b["dice_2"] == 1.0
+    per_class = {row["name"]: row for row in report["per_class"]}
+    assert per_class["nucleus"]["dice"] == pytest.approx(16 / 17) and per_class["nucleus"]["images"] == 1
+    assert per_class["cytoplasm"]["dice"] == pytest.approx((30 / 31 + 1) / 2)
+    assert report["mean"]["dice_0"] == pytest.approx((14 / 16 + 1) / 2)
+    assert "cytoplasm" in result.stdout and "per class" in result.stdout
+    with open(out_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["image"] for r in rows] == ["a", "b", "mean"] and float(rows[0]["iou_1"]) == pytest.approx(8 / 9)
+
+
+def test_class_names_flag_and_isbi_refuses_a_semantic_models_probabilities(tmp_path):
+    gt = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]], np.uint8)
+    write_image(tmp_path / "gt.tif", gt)
+    write_image(tmp_path / "p.tif", gt)
+    result = biounet("evaluate", tmp_path / "p.tif", tmp_path / "gt.tif", "--task", "semantic",
+                     "--class-names", "bg", "x", "y")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[1] for line in result.stdout.splitlines()[-3:]] == ["bg", "x", "y"]
+    probabilities = np.stack([gt == c for c in range(3)]).astype(np.float32)
+    np.save(tmp_path / "q.npy", probabilities)
+    (tmp_path / "q.npy.json").write_text(json.dumps({"model": {"target": {"kind": "semantic"}}}))
+    assert_one_line_error(biounet("evaluate", tmp_path / "q.npy", tmp_path / "gt.tif"), "q.npy", "--task semantic")

@@ -8,7 +8,8 @@ PRED and GT are two files or two folders (pairs matched by file-name stem).  Thr
   best threshold.
 - ``instances``: instance label maps (DSB 2018 nuclei).  Reports the DSB average precision, F1,
   precision and recall at IoU > 0.5, and panoptic quality.
-- ``semantic``: class maps.  Reports pixel error (binary maps), Dice and IoU per class.
+- ``semantic``: class maps (2D or 3D).  Reports pixel error, Dice and IoU per class per image, and a
+  per-class table (mean over images, class names from the sidecar or ``--class-names``).
 
 The work is done by :mod:`biounet.evaluation`; this module parses, calls and prints.  Heavy imports
 (numpy, scipy, skimage) happen inside :func:`run`, so ``biounet --help`` is fast.
@@ -49,13 +50,24 @@ Tasks
              binary prediction is warped onto GT by flipping only pixels whose flip keeps the
              topology, and the pixels still wrong count (with the number of merges and splits);
              pixel_error = 1 - pixel accuracy.  Lower is better for all.
+             3D stacks (Z, Y, X): Rand error and VI are computed on the volume (3D segments,
+             6-connected); the warping error is computed slice by slice in 2D (each Z slice
+             warped with the 2D simple-point test, no 3D topology), warping_error = wrong pixels
+             of all slices / pixels of the volume, and merges/splits are summed over the slices.
   instances  GT and PRED: instance label maps (0 = background).  Reports average_precision (the
              DSB 2018 score: mean over IoU thresholds 0.5..0.95 of TP/(TP+FP+FN)), f1, precision
              and recall at IoU > 0.5, panoptic_quality.  A probability PRED is thresholded and its
              connected components are the objects; the threshold with the best AP is used.
-  semantic   GT and PRED: class maps (integers; a mask with values {0, 255} counts as classes 0/1).
-             Reports pixel_error (1 - accuracy), dice_<c> and iou_<c> per class.  A probability
-             PRED is thresholded; the threshold with the best foreground Dice is used.
+  semantic   GT and PRED: class maps, 2D or 3D (integers; a mask with values {0, 255} counts as
+             classes 0/1).  Reports pixel_error (1 - accuracy), dice_<c> and iou_<c> for every
+             class c per image, then a per-class table: each class's name and its Dice and IoU
+             averaged over the images where the class is present in GT or PRED (JSON: "per_class").
+             PRED may be labels (biounet predict --output labels), or class probabilities
+             (K, *S) (biounet predict --output probabilities), scored as their arg-max.  With more
+             than two classes the model's sidecar gives the class names and the mask values of
+             the classes (GT 0/128/255 -> classes 0/1/2, as training read them); without a sidecar
+             --class-names names them, and GT values are the classes.  A single probability map
+             is thresholded; the threshold with the best foreground Dice is used.
 
 The last row, "mean", averages over images.  For probability maps it is the ISBI protocol: the
 metric is averaged over images at each threshold and the best threshold of that average is
@@ -70,6 +82,7 @@ examples:
   biounet evaluate predictions/ ../shared/data/isbi2012_em/train/label/ --task isbi --json scores.json
   biounet evaluate pred.tif gt.png --task isbi --thresholds 0.3:0.7:0.1 --no-warping
   biounet evaluate nuclei_pred/ nuclei_gt/ --task instances --csv scores.csv
+  biounet evaluate tissue_pred/ tissue_gt/ --task semantic --class-names background tumour stroma --json s.json
 """
 
 
@@ -103,6 +116,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-warping", action="store_true", help="skip the warping error (task isbi; it is the slowest metric)"
     )
+    parser.add_argument(
+        "--class-names",
+        nargs="+",
+        metavar="NAME",
+        help="task semantic: the name of class 0, 1, ... (default: the names in the prediction's sidecar); "
+        "also declares the number of classes",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write all results to FILE as JSON")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per image (and the mean) to FILE")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
@@ -114,7 +134,14 @@ def run(args: argparse.Namespace) -> int:
 
     from biounet.evaluation.pairing import pair_files
     from biounet.evaluation.scoring import score_files
-    from biounet.evaluation.summary import format_table, json_report, summarise, write_csv
+    from biounet.evaluation.summary import (
+        class_table,
+        format_class_table,
+        format_table,
+        json_report,
+        summarise,
+        write_csv,
+    )
     from biounet.evaluation.tasks import parse_thresholds
     from biounet.io.atomic import write_json_atomic
 
@@ -133,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         score_files(
             name, pred_path, gt_path,
             task=args.task, pred_kind=args.pred_kind, thresholds=thresholds, warping=not args.no_warping,
+            class_names=args.class_names or (),
         )
         for name, pred_path, gt_path in progress
     ]  # fmt: skip
@@ -141,12 +169,16 @@ def run(args: argparse.Namespace) -> int:
     mean = summarise(results, args.task)
     metrics = list(dict.fromkeys(m for r in results for m in [*r.curves, *r.extras]))
     extras = list(dict.fromkeys(k for r in results for k in r.part_names))
+    per_class = class_table(results) if args.task == "semantic" else []
     if not args.quiet:
         print(format_table([*rows, mean], metrics, extras))
+        if per_class:
+            print(f"\nper class (mean over {len(results)} image{'s' if len(results) != 1 else ''}):")
+            print(format_class_table(per_class))
     if args.json:
         report = json_report(
             rows, mean, task=args.task, pred=args.pred, gt=args.gt, thresholds=thresholds,
-            unmatched_pred=pairing.unmatched_pred, unmatched_gt=pairing.unmatched_gt,
+            unmatched_pred=pairing.unmatched_pred, unmatched_gt=pairing.unmatched_gt, per_class=per_class,
         )  # fmt: skip
         write_json_atomic(args.json, report)
     if args.csv:

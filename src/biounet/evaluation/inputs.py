@@ -68,6 +68,9 @@ def class_probabilities_to_map(pred: np.ndarray, gt: np.ndarray, task: str, path
     if task == "instances":
         raise DataError(f"{path}: class probabilities, not instances; predict with --output instances")
     target = sidecar_target(path)
+    if target is not None and target.kind == "semantic" and target.interior_class is None and task == "isbi":
+        raise DataError(f"{path}: the class probabilities of a semantic model ({pred.shape[0]} classes); "
+                        "score them with --task semantic (Dice and IoU per class)")
     # A sidecar's target decides, even when it names no interior (a semantic model); without one, the
     # interior is class 1 of a two-class output (membrane / interior, the ISBI convention).
     interior = target.interior_class if target is not None else (1 if pred.shape[0] == 2 else None)
@@ -114,6 +117,35 @@ def ground_truth_labels(array: np.ndarray, task: str, path: Path) -> np.ndarray:
     return array
 
 
+def semantic_truth(array: np.ndarray, path: Path, values: list[int] | None, num_classes: int | None) -> np.ndarray:
+    """Ground-truth classes ``0..K-1`` of a multi-class target ``(*S)``, as the model read its masks.
+
+    ``values`` are the mask values of the classes in class order (a model's ``classes``, e.g. ``[0, 128,
+    255]``): each is replaced by its class index, and any other value is an error naming the file.  Without
+    them the mask values are the classes, checked to lie below ``num_classes`` when that is known.  A binary
+    mask is *not* turned into classes 0/1 here: with more than two declared classes, ``{0, 2}`` means classes
+    0 and 2.
+    """
+    if array.dtype.kind not in "uib":
+        raise DataError(f"{path}: ground truth of type {array.dtype} where integer class ids are needed")
+    check_no_negative_labels(array, path, "ground truth")
+    if values:
+        declared = np.asarray(values, dtype=np.int64)
+        order = np.argsort(declared)
+        position = np.clip(np.searchsorted(declared[order], array), 0, len(declared) - 1)
+        found = declared[order][position] == array
+        if not found.all():
+            unexpected = sorted(np.unique(array[~found]).tolist())[:5]
+            raise DataError(f"{path}: mask values {unexpected} are none of the model's classes {values}")
+        return order[position].astype(np.int32)
+    if num_classes is not None and array.size and int(array.max()) >= num_classes:
+        raise DataError(
+            f"{path}: class {int(array.max())} in the ground truth, but the model has {num_classes} classes "
+            f"(0..{num_classes - 1})"
+        )
+    return array.astype(np.int32)
+
+
 def check_no_negative_labels(array: np.ndarray, path: Path, what: str) -> None:
     """Refuse label maps with negative values: ids and classes are >= 0 (0 = background).
 
@@ -133,5 +165,6 @@ __all__ = [
     "class_probabilities_to_map",
     "ground_truth_labels",
     "read_plane_image",
+    "semantic_truth",
     "sidecar_target",
 ]

@@ -6,6 +6,7 @@ taken per threshold before one threshold is chosen for the whole set (:mod:`biou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from biounet.evaluation.inputs import (
     class_probabilities_to_map,
     ground_truth_labels,
     read_plane_image,
+    semantic_truth,
     sidecar_target,
 )
 from biounet.evaluation.tasks import TASK_METRICS, TASK_SELECTOR, prediction_kind
@@ -35,7 +37,8 @@ class ImageResult:
     ``curves[m]`` holds metric ``m`` at every threshold (one value when nothing was swept),
     ``parts[m]`` the secondary numbers of ``m`` (split/merge scores, defect counts, ...) at every
     threshold, ``selection[m]`` the index reported in the image's row, ``extras`` metrics that were not
-    swept (the cells of a membrane map, at their own settings): one value each.
+    swept (the cells of a membrane map, at their own settings): one value each; ``class_names`` the
+    name of each class of a semantic map, when the model's sidecar or the user gave them.
     """
 
     name: str
@@ -45,6 +48,7 @@ class ImageResult:
     parts: dict[str, list[dict[str, float]]]
     selection: dict[str, int]
     extras: dict[str, float] = field(default_factory=dict)
+    class_names: dict[int, str] = field(default_factory=dict)
 
     @property
     def part_names(self) -> list[str]:
@@ -141,16 +145,71 @@ def metric_parts(metric: str, result: Any) -> dict[str, float]:
     return {}
 
 
-def semantic_classes(name: str, pred: np.ndarray, gt: np.ndarray) -> ImageResult:
-    """Class maps: pixel error, and ``dice_<c>`` / ``iou_<c>`` of every class found in either map."""
+def semantic_classes(
+    name: str,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    classes: Sequence[int] | None = None,
+    class_names: Sequence[str] = (),
+) -> ImageResult:
+    """Class maps ``(*S)`` (2D or 3D): pixel error, and ``dice_<c>`` / ``iou_<c>`` of every class.
+
+    ``classes`` are the model's classes (all of them get a column, NaN where a class is in neither map);
+    by default every class found in either map.  ``class_names[c]`` names class ``c`` in the tables.
+    """
     from biounet.metrics import dice_per_class, iou_per_class
 
-    classes = sorted(set(np.unique(gt).tolist()) | set(np.unique(pred).tolist()))
+    if classes is None:
+        classes = sorted(set(np.unique(gt).tolist()) | set(np.unique(pred).tolist()))
     curves: dict[str, tuple[float, ...]] = {names.PIXEL_ERROR: (float(np.mean(gt != pred)),)}  # 1 - accuracy
     dice, iou = dice_per_class(gt, pred, classes), iou_per_class(gt, pred, classes)
-    curves.update({f"{names.DICE}_{c}": (dice[c],) for c in classes})
-    curves.update({f"{names.IOU}_{c}": (iou[c],) for c in classes})
-    return ImageResult(name, "labels", None, curves, {}, dict.fromkeys(curves, 0))
+    curves.update({names.class_key(names.DICE, c): (dice[c],) for c in classes})
+    curves.update({names.class_key(names.IOU, c): (iou[c],) for c in classes})
+    labelled = {int(c): class_names[c] for c in classes if 0 <= c < len(class_names)}
+    return ImageResult(name, "labels", None, curves, {}, dict.fromkeys(curves, 0), class_names=labelled)
+
+
+def score_semantic(
+    name: str,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    paths: tuple[Path, Path],
+    *,
+    pred_kind: str,
+    thresholds: tuple[float, ...],
+    num_classes: int | None,
+    class_names: Sequence[str] = (),
+) -> ImageResult:
+    """A semantic pair: a foreground probability swept, else classes per class (Dice and IoU of each).
+
+    The model's classes come from its sidecar (names, mask values of the classes), else ``class_names``,
+    else ``num_classes`` (the K of a ``(K, *S)`` probability output).  With more than two classes the maps
+    are scored as classes ``0..K-1`` (ground truth mask values mapped to classes as the model read them);
+    with two or unknown, a binary mask such as ``{0, 255}`` is classes 0/1 as before.
+    """
+    pred_path, gt_path = paths
+    target = sidecar_target(pred_path)
+    target = target if target is not None and target.kind == "semantic" else None
+    names_ = list(class_names or (target.class_names if target is not None else []))
+    values = target.classes if target is not None else None
+    count = len(names_) or (len(values) if values else None) or num_classes
+    kind = prediction_kind(pred, "semantic", pred_kind, pred_path)
+    if kind == "probability":
+        gt_labels = ground_truth_labels(gt, "semantic", gt_path)
+        return evaluate_pair(name, pred, gt_labels, task="semantic", pred_kind=kind, thresholds=thresholds,
+                             warping=False, pred_path=pred_path)
+    if count is not None and count > 2:
+        check_no_negative_labels(pred, pred_path, "prediction")
+        if pred.size and int(pred.max()) >= count:
+            raise DataError(f"{pred_path}: class {int(pred.max())} predicted, but there are {count} classes")
+        gt_classes = semantic_truth(gt, gt_path, values, count)
+        return semantic_classes(name, pred.astype(np.int32), gt_classes, range(count), names_)
+    if kind == "labels":
+        check_no_negative_labels(pred, pred_path, "prediction")
+    else:
+        pred = (pred != 0).astype(np.int32)
+    gt_labels = ground_truth_labels(gt, "semantic", gt_path)
+    return semantic_classes(name, pred, gt_labels, range(count) if count else None, names_)
 
 
 def score_files(
@@ -162,26 +221,30 @@ def score_files(
     pred_kind: str = "auto",
     thresholds: tuple[float, ...],
     warping: bool = True,
+    class_names: Sequence[str] = (),
 ) -> ImageResult:
     """Read a prediction and its ground truth, decide how to read the prediction, and score the pair.
 
     ``pred_kind`` is ``--pred-kind`` (see :func:`~biounet.evaluation.tasks.prediction_kind`); a binary
     prediction is scored as a mask (isbi, instances) or as classes 0/1 (semantic).  The cells of an isbi
-    probability map use the settings of the model in the prediction's sidecar, else the defaults.
+    probability map use the settings of the model in the prediction's sidecar, else the defaults.  Semantic
+    pairs go to :func:`score_semantic` (``class_names`` name the classes when no sidecar does).
     """
     pred, gt = read_plane_image(pred_path), read_plane_image(gt_path)
+    stacked = pred.dtype.kind == "f" and pred.ndim == gt.ndim + 1 and pred.shape[1:] == gt.shape
+    num_classes = int(pred.shape[0]) if stacked else None
     pred = class_probabilities_to_map(pred, gt, task, pred_path)
     if pred.shape != gt.shape:
         raise DataError(f"{pred_path} has shape {pred.shape} but {gt_path} has shape {gt.shape}")
+    if task == "semantic":
+        return score_semantic(name, pred, gt, (pred_path, gt_path), pred_kind=pred_kind, thresholds=thresholds,
+                              num_classes=num_classes, class_names=class_names)
     kind = prediction_kind(pred, task, pred_kind, pred_path)
     gt_labels = ground_truth_labels(gt, task, gt_path)
     if kind == "labels":
         check_no_negative_labels(pred, pred_path, "prediction")
-    if kind == "binary" and task != "semantic":
+    if kind == "binary":
         pred = pred != 0
-    elif kind == "binary":
-        pred = (pred != 0).astype("int32")
-        kind = "labels"
     target = sidecar_target(pred_path) if task == "isbi" and kind == "probability" else None
     cells = target.cell_settings() if target is not None else None
     return evaluate_pair(
@@ -190,4 +253,12 @@ def score_files(
     )  # fmt: skip
 
 
-__all__ = ["ImageResult", "cell_scores", "evaluate_pair", "metric_parts", "score_files", "semantic_classes"]
+__all__ = [
+    "ImageResult",
+    "cell_scores",
+    "evaluate_pair",
+    "metric_parts",
+    "score_files",
+    "score_semantic",
+    "semantic_classes",
+]

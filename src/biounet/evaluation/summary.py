@@ -82,6 +82,39 @@ def summarise(results: list[ImageResult], task: str) -> dict[str, Any]:
     return mean
 
 
+def class_table(results: list[ImageResult]) -> list[dict[str, Any]]:
+    """One row per class of semantic results: ``{"class", "name", "dice", "iou", "images"}``.
+
+    ``dice`` / ``iou`` are the means over the images of ``dice_<c>`` / ``iou_<c>`` (images where the class is
+    in neither map, NaN, left out; ``images`` counts the others); ``name`` is the class name given by a
+    sidecar or ``--class-names``, else ``""``.  Empty when no result has per-class scores.
+    """
+    dice_prefix = f"{names.DICE}_"
+    classes = sorted({int(m[len(dice_prefix):]) for r in results for m in r.curves
+                      if m.startswith(dice_prefix) and m[len(dice_prefix):].isdigit()})
+    table = []
+    for c in classes:
+        dice_key, iou_key = names.class_key(names.DICE, c), names.class_key(names.IOU, c)
+        dice = [r.curves[dice_key][0] for r in results if dice_key in r.curves]
+        iou = [r.curves[iou_key][0] for r in results if iou_key in r.curves]
+        label = next((r.class_names[c] for r in results if c in r.class_names), "")
+        counted = sum(1 for v in dice if not math.isnan(v))
+        table.append({"class": c, "name": label, names.DICE: nanmean(dice), names.IOU: nanmean(iou), "images": counted})
+    return table
+
+
+def format_class_table(rows: list[dict[str, Any]]) -> str:
+    """The per-class table as text: class, name, mean Dice, mean IoU, images with the class."""
+    lines = [["class", "name", names.DICE, names.IOU, "images"]]
+    lines += [[str(r["class"]), r["name"] or "-", _cell(r[names.DICE], names.DICE), _cell(r[names.IOU], names.IOU),
+               str(r["images"])] for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    text = ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths)))
+            for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
 def nanmean(values: list[Any]) -> float:
     """Mean of the values that are numbers and not NaN (NaN if none)."""
     finite = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
@@ -158,9 +191,11 @@ def json_report(
     thresholds: Sequence[float],
     unmatched_pred: Sequence[Path] = (),
     unmatched_gt: Sequence[Path] = (),
+    per_class: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``biounet evaluate --json`` document: inputs, which mean was taken, rows, mean, skipped files."""
-    return {
+    """The ``biounet evaluate --json`` document: inputs, which mean was taken, rows, mean, skipped files, and
+    for class maps ``per_class`` (:func:`class_table`: each class's name and mean Dice / IoU over the images)."""
+    report = {
         "task": task,
         "pred": str(pred),
         "gt": str(gt),
@@ -173,6 +208,19 @@ def json_report(
         "unmatched_predictions": [str(p) for p in unmatched_pred],
         "unmatched_ground_truth": [str(p) for p in unmatched_gt],
     }
+    if per_class:
+        report["per_class"] = [{k: clean(v) for k, v in row.items()} for row in per_class]
+    return report
 
 
-__all__ = ["CommonThreshold", "best_common_threshold", "clean", "format_table", "json_report", "summarise", "write_csv"]
+__all__ = [
+    "CommonThreshold",
+    "best_common_threshold",
+    "class_table",
+    "clean",
+    "format_class_table",
+    "format_table",
+    "json_report",
+    "summarise",
+    "write_csv",
+]

@@ -61,6 +61,11 @@ def column_title(name: str) -> str:
     return COLUMN_TITLES.get(name, name)
 
 
+def class_key(name: str, class_index: int) -> str:
+    """The key of a per-class score: ``dice_2`` is the Dice of class 2 (``biounet evaluate --task semantic``)."""
+    return f"{name}_{int(class_index)}"
+
+
 def threshold_key(name: str) -> str:
     """The key of the threshold at which a swept metric is reported (``adapted_rand_error_threshold``)."""
     return f"{name}_threshold"
@@ -83,6 +88,7 @@ __all__ = [
     "PIXEL_ERROR",
     "VARIATION_OF_INFORMATION",
     "WARPING_ERROR",
+    "class_key",
     "column_title",
     "threshold_key",
 ]
