@@ -36,6 +36,8 @@ def test_segment_nuclei_in_a_real_viewer(need_x_server, make_napari_viewer, qtbo
     instances = viewer.layers[f"{image.name} instances"]
     assert type(instances).__name__ == "Labels" and instances.data.shape == image.data.shape[:2]
 
+    viewer.reset_view()  # the canvas shrank when the widget was docked
+    qtbot.wait(50)
     screenshot = viewer.screenshot(canvas_only=False, flash=False)
     assert screenshot.ndim == 3 and screenshot.shape[0] > 300 and screenshot.shape[1] > 500
     canvas = viewer.window._qt_viewer.canvas.native  # the OpenGL canvas inside the window: the image is drawn
