@@ -31,7 +31,7 @@ def test_public_names_and_main_metrics():
     )
     assert callable(validate) and ValidationResult
     assert main_metric(TargetConfig(kind="instances", style="membrane")) == (names.ADAPTED_RAND_ERROR, False)
-    assert main_metric(TargetConfig(kind="instances")) == (names.F1, True)
+    assert main_metric(TargetConfig(kind="instances")) == (names.AVERAGE_PRECISION, True)
     assert main_metric(TargetConfig(kind="semantic")) == (names.MEAN_IOU, True)
 
 

@@ -18,6 +18,7 @@ PIXEL_ERROR = "pixel_error"  # 1 - pixel accuracy
 
 # Scores of objects and classes; higher is better.
 AVERAGE_PRECISION = "average_precision"  # DSB 2018: mean over IoU 0.5..0.95 of TP / (TP + FP + FN)
+AVERAGE_PRECISION_50 = "average_precision_50"  # TP / (TP + FP + FN) at IoU > 0.5 alone ("AP50" of the DSB score)
 F1 = "f1"  # of the object matches at IoU > 0.5
 PANOPTIC_QUALITY = "panoptic_quality"
 DICE = "dice"  # of the foreground class (per class in tables: dice_<c>)
@@ -35,6 +36,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     WARPING_ERROR: False,
     PIXEL_ERROR: False,
     AVERAGE_PRECISION: True,
+    AVERAGE_PRECISION_50: True,
     F1: True,
     PANOPTIC_QUALITY: True,
     DICE: True,
@@ -52,6 +54,7 @@ COLUMN_TITLES: dict[str, str] = {
     WARPING_ERROR: "warp_err",
     PIXEL_ERROR: "pixel_err",
     AVERAGE_PRECISION: "AP_dsb",
+    AVERAGE_PRECISION_50: "AP50",
     PANOPTIC_QUALITY: "PQ",
 }
 
@@ -75,6 +78,7 @@ __all__ = [
     "ADAPTED_RAND_ERROR",
     "ADAPTED_RAND_ERROR_RAW",
     "AVERAGE_PRECISION",
+    "AVERAGE_PRECISION_50",
     "CELLS_ADAPTED_RAND_ERROR",
     "COLUMN_TITLES",
     "DICE",

@@ -3,8 +3,9 @@
 :func:`write_report` writes ``out_dir/report.html``, one file that opens anywhere (every image is embedded
 as a base64 PNG data URI, the CSS is inline, nothing is fetched from the network), and the same figures
 as ``out_dir/figures/*.png`` for papers and slides.  The page shows the timings, the metrics table, the
-training curves, one overlay figure per image (input | ground truth | prediction | instances) and the
-configuration as JSON.
+training curves, one overlay figure per image (input | ground truth | prediction | instances), the
+worst validation images with their object errors drawn (:class:`ErrorPanel`, :mod:`biounet.report.errors`)
+and the configuration as JSON.
 
 Example::
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OverlayPanel", "Report", "write_report"]
+__all__ = ["ErrorPanel", "OverlayPanel", "Report", "write_report"]
 
 
 @dataclass
@@ -53,6 +54,35 @@ class OverlayPanel:
 
 
 @dataclass
+class ErrorPanel:
+    """One image with its object errors to draw: which object ids are missed, false, merged, split.
+
+    Arrays are ``(Y, X)`` (a ``(Z, Y, X)`` stack shows its middle slice) of one shape; the ids are label
+    values of ``ground_truth`` (missed, split, merged_gt) or of ``prediction`` (false, merged, split_pred),
+    e.g. from :func:`biounet.metrics.errors.instance_errors`.  Objects in no list are drawn as matched.
+
+    Attributes:
+        name: caption (e.g. the image, its score and its error counts).
+        image: the input, any dtype.
+        ground_truth, prediction: instance label maps (0 = background).
+        missed: true objects not found; false: predicted objects with no true one.
+        merged: predicted objects over two or more true ones (merged_gt: those true ones).
+        split: true objects cut into two or more predicted ones (split_pred: those pieces).
+    """
+
+    name: str
+    image: np.ndarray
+    ground_truth: np.ndarray
+    prediction: np.ndarray
+    missed: list[int] = field(default_factory=list)
+    false: list[int] = field(default_factory=list)
+    merged: list[int] = field(default_factory=list)
+    split: list[int] = field(default_factory=list)
+    merged_gt: list[int] = field(default_factory=list)
+    split_pred: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     """Everything the report shows.
 
@@ -67,6 +97,7 @@ class Report:
         notes: free-text remarks shown under the title.
         runs: several trainings in one report (e.g. the demo's two styles): name -> history rows, one
             curves figure each, besides ``history``.
+        error_panels: the worst validation images with their object errors drawn (a legend with them).
     """
 
     title: str
@@ -77,6 +108,7 @@ class Report:
     config: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    error_panels: list[ErrorPanel] = field(default_factory=list)
 
 
 def write_report(out_dir: str | Path, report: Report) -> Path:
@@ -85,6 +117,7 @@ def write_report(out_dir: str | Path, report: Report) -> Path:
     Every file is written atomically, so an interrupted run never leaves a half-written report.
     """
     from biounet.io.atomic import write_bytes_atomic, write_text_atomic
+    from biounet.report.errors import error_png
     from biounet.report.figures import curves_png, overlay_png
     from biounet.report.html import Figure, render_html
 
@@ -101,6 +134,10 @@ def write_report(out_dir: str | Path, report: Report) -> Path:
         name = f"panel_{index:02d}_{_slug(panel.name)}.png"
         alt = f"{panel.name}: " + " | ".join(_panel_columns(panel))
         figures.append(Figure("panels", name, overlay_png(panel), alt, panel.name))
+    for index, panel in enumerate(report.error_panels):
+        name = f"errors_{index:02d}_{_slug(panel.name)}.png"
+        alt = f"{panel.name}: ground truth and prediction with missed, false, merged and split objects coloured"
+        figures.append(Figure("errors", name, error_png(panel), alt, panel.name))
     for figure in figures:
         write_bytes_atomic(out / "figures" / figure.file_name, figure.png)
     return write_text_atomic(out / "report.html", render_html(report, figures))

@@ -138,12 +138,27 @@ def render_html(report: Report, figures: list[Figure]) -> str:
     panels = [f for f in figures if f.section == "panels"]
     if panels:
         parts += ["<section><h2>Results</h2>", *map(_figure_html, panels), "</section>"]
+    errors = [f for f in figures if f.section == "errors"]
+    if errors:
+        parts += ["<section><h2>Worst validation images</h2>", _error_legend(), *map(_figure_html, errors),
+                  "</section>"]
     if report.config:
         text = json.dumps(report.config, indent=2, sort_keys=False, default=_json_default)
         parts += ["<section><h2>Configuration</h2>", f"<pre>{escape(text)}</pre>", "</section>"]
     parts += ["<footer>Self-contained report: every figure is embedded; no network access needed.</footer>"]
     parts += ["</main></body></html>"]
     return "\n".join(parts) + "\n"
+
+
+def _error_legend() -> str:
+    """The colours of the error figures as an HTML list (the figures carry the same legend)."""
+    from biounet.report.errors import ERROR_COLOURS, LEGEND
+
+    items = []
+    for kind, colour in ERROR_COLOURS.items():
+        rgb = ", ".join(str(round(255 * c)) for c in colour)
+        items.append(f"<li><span style='color: rgb({rgb})'>\u25a0</span> {escape(LEGEND[kind])}</li>")
+    return "<ul class='legend'>" + "".join(items) + "</ul>"
 
 
 def _json_default(obj: Any) -> Any:

@@ -201,6 +201,10 @@ class TrainConfig:
         world_size: processes of a data-parallel run (written by the run, see
             :mod:`biounet.training.distributed`); ``batch_size`` is each process's batch.
         global_batch_size: ``batch_size * world_size``, the tiles of one optimiser step (written by the run).
+        select_by: the validation metric (a name of :mod:`biounet.metrics.names`) that picks the best
+            checkpoint and the post-processing settings (seed threshold and size of touching objects);
+            ``None``: ``average_precision`` (DSB mean AP) for touching objects, ``adapted_rand_error`` for
+            membranes, ``mean_iou`` for semantic classes (:func:`biounet.training.validation.main_metric`).
     """
 
     recipe: str = "default"
@@ -225,6 +229,7 @@ class TrainConfig:
     val_batch_size: int | None = None
     world_size: int = 1
     global_batch_size: int | None = None
+    select_by: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.tile_shape, int):
@@ -239,6 +244,13 @@ class TrainConfig:
         for name in ("max_minutes", "epochs", "checkpoint_minutes"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.select_by is not None:
+            from biounet.training.validation import selectable_metrics
+
+            choices = selectable_metrics(self.data.target)
+            if self.select_by not in choices:
+                raise ConfigError(f"select_by must be one of {', '.join(choices)} for this target, "
+                                  f"not {self.select_by!r}")
 
     def spatial_tile(self) -> tuple[int, ...]:
         """``tile_shape`` with one entry per spatial axis of the model."""

@@ -7,10 +7,18 @@
   error of the cells of :func:`biounet.inference.cells.cells_from_membranes` at that threshold, at the
   best (seed distance, merge threshold) of a small grid (:data:`CELL_SEED_DISTANCES` x
   :data:`CELL_MERGE_THRESHOLDS`, the mean over the images), saved with the model for ``biounet predict``.
-* Touching objects (``style="touching"``): instances from the probabilities (seeded watershed), F1 of
-  the matches at IoU 0.5 at the best seed threshold and smallest seed size of a small grid (the mean
-  over the images for each pair), and the IoU of the foreground; main metric ``f1`` (higher is better).
+* Touching objects (``style="touching"``): instances from the probabilities (seeded watershed) at every
+  seed threshold and smallest seed size of a small grid, scored as users score them: F1 and AP50 (the DSB
+  ``TP / (TP + FP + FN)``) at IoU > 0.5 and the DSB mean AP over IoU 0.5..0.95, all from one table of
+  object overlaps per image and setting; the setting with the best mean of the selection metric over the
+  images is kept, and the IoU of the foreground beside them.  Main (selection) metric ``average_precision``
+  unless ``TrainConfig.select_by`` names another.  The worst images by that metric (:data:`WORST_IMAGES`)
+  are kept as pictures of their errors (missed, false, merged, split: :mod:`biounet.metrics.errors`) for the
+  report.
 * Semantic classes: mean IoU and mean Dice over the classes; main metric ``mean_iou``.
+
+``select_by`` (:func:`selectable_metrics`) replaces the main metric of a target: it picks the best
+checkpoint, and for touching objects also the seed settings.
 
 Metric keys are the canonical names of :mod:`biounet.metrics.names`; the trainer's history prefixes
 them with ``val_``.
@@ -43,6 +51,8 @@ class ValidationResult:
         probabilities: ``(K, *S)`` class probabilities of the first validation image.
         prediction: ``(*S)`` int instances (instance targets) or classes (semantic) of the first image.
         seconds: wall-clock time of the validation.
+        per_image: the metrics of each image (at the chosen settings).
+        worst: the worst images by the main metric as pictures of their errors (touching objects).
     """
 
     metrics: dict[str, float]
@@ -52,6 +62,7 @@ class ValidationResult:
     prediction: np.ndarray | None = None
     seconds: float = 0.0
     per_image: list[dict[str, float]] = field(default_factory=list)
+    worst: list[Any] = field(default_factory=list)
 
     @property
     def value(self) -> float:
@@ -63,11 +74,33 @@ class ValidationResult:
         return self.value > other if self.higher_is_better else self.value < other
 
 
-def main_metric(target: TargetConfig) -> tuple[str, bool]:
-    """Name and direction (higher is better?) of the metric that picks the best checkpoint."""
+#: The metrics that can pick the best checkpoint of each kind of target (the first is the default).
+MEMBRANE_METRICS: tuple[str, ...] = (names.ADAPTED_RAND_ERROR, names.CELLS_ADAPTED_RAND_ERROR, names.PIXEL_ERROR)
+TOUCHING_METRICS: tuple[str, ...] = (names.AVERAGE_PRECISION, names.AVERAGE_PRECISION_50, names.F1,
+                                     names.FOREGROUND_IOU)
+SEMANTIC_METRICS: tuple[str, ...] = (names.MEAN_IOU, names.MEAN_DICE)
+
+#: How many of the worst validation images the report shows with their errors drawn.
+WORST_IMAGES = 3
+
+
+def selectable_metrics(target: TargetConfig) -> tuple[str, ...]:
+    """The validation metrics of ``target`` that ``select_by`` may name; the first is the default."""
     if target.kind == "instances":
-        return (names.ADAPTED_RAND_ERROR, False) if target.style == "membrane" else (names.F1, True)
-    return names.MEAN_IOU, True
+        return MEMBRANE_METRICS if target.style == "membrane" else TOUCHING_METRICS
+    return SEMANTIC_METRICS
+
+
+def main_metric(target: TargetConfig, select_by: str | None = None) -> tuple[str, bool]:
+    """Name and direction (higher is better?) of the metric that picks the best checkpoint.
+
+    ``select_by`` (``TrainConfig.select_by``) if given, else the first of :func:`selectable_metrics`.
+    """
+    choices = selectable_metrics(target)
+    if select_by is not None and select_by not in choices:
+        raise ValueError(f"select_by must be one of {', '.join(choices)} for this target, not {select_by!r}")
+    name = select_by or choices[0]
+    return name, names.HIGHER_IS_BETTER[name]
 
 
 def predict_probabilities(
@@ -111,12 +144,14 @@ def validate(
     precision: str,
     batch_size: int | None = None,
     num_threads: int | None = None,
+    select_by: str | None = None,
 ) -> ValidationResult:
-    """Predict every validation image whole and score it (see the module docstring)."""
+    """Predict every validation image whole and score it (see the module docstring); ``select_by`` as in
+    :func:`main_metric`."""
     import time
 
     start = time.perf_counter()
-    main, higher = main_metric(target)
+    main, higher = main_metric(target, select_by)
     was_training = model.training
     model.eval()
     try:
@@ -129,9 +164,12 @@ def validate(
     if target.kind == "instances" and target.style == "membrane":
         metrics, per_image, predictions = membrane_metrics(samples, probabilities)
     elif target.kind == "instances":
-        metrics, per_image, predictions = instance_metrics(samples, probabilities, target)
+        metrics, per_image, predictions = instance_metrics(samples, probabilities, target, select_by=main)
     else:
         metrics, per_image, predictions = semantic_metrics(samples, probabilities, target.num_classes)
+    worst = []
+    if target.kind == "instances" and target.style != "membrane":
+        worst = worst_images(samples, probabilities, target, per_image, metrics, main)
     return ValidationResult(
         metrics=metrics,
         main=main,
@@ -140,6 +178,7 @@ def validate(
         prediction=predictions[0] if predictions else None,
         seconds=time.perf_counter() - start,
         per_image=per_image,
+        worst=worst,
     )
 
 
@@ -239,40 +278,103 @@ def instance_metrics(
     *,
     thresholds: Sequence[float] = SEED_THRESHOLDS,
     min_sizes: Sequence[int] = SEED_MIN_SIZES,
+    select_by: str = names.AVERAGE_PRECISION,
 ) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
-    """Touching objects: F1 at IoU 0.5 of the instances from the probabilities, and the foreground IoU.
+    """Touching objects: F1, AP50 and DSB mean AP of the instances from the probabilities, and the foreground IoU.
 
     The instances are made at every seed threshold and smallest seed size of the grid (the watershed
-    of :func:`~biounet.inference.instances.instances_from_interior`), and the pair with the best mean F1
-    over the images is reported as ``threshold`` and ``min_size`` (one pair for the whole set, like the
-    membrane threshold; the trainer saves the best checkpoint's pair in the model, and ``biounet
-    predict`` uses it).  The foreground (``P(foreground) > 0.5``) does not depend on them.
+    of :func:`~biounet.inference.instances.instances_from_interior`) and scored by :func:`object_scores`;
+    the pair with the best mean of ``select_by`` over the images is reported as ``threshold`` and
+    ``min_size`` (one pair for the whole set, like the membrane threshold; the trainer saves the best
+    checkpoint's pair in the model, and ``biounet predict`` uses it).  The foreground (``P(foreground) >
+    0.5``) does not depend on them; when it is ``select_by``, the pair is chosen by the mean AP.
     """
     from biounet.inference.instances import instances_from_interior, instances_from_probabilities
-    from biounet.metrics import iou_per_class, match_instances
+    from biounet.metrics import iou_per_class
 
     grid = [(float(t), int(m)) for t in thresholds for m in min_sizes]
     if not grid:
         raise ValueError("instance_metrics needs at least one seed threshold and one min_size")
-    f1 = np.zeros((len(samples), len(grid)))
+    chooser = names.AVERAGE_PRECISION if select_by == names.FOREGROUND_IOU else select_by
+    scores = np.zeros((len(samples), len(grid), len(OBJECT_METRICS)))
     foreground_iou = []
     for i, (sample, probs) in enumerate(zip(samples, probabilities)):
         interior = probs[target.interior_class]
         foreground = probs[target.foreground_classes].sum(axis=0) > 0.5
         for j, (threshold, min_size) in enumerate(grid):
             instances = instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size)
-            f1[i, j] = match_instances(sample.target.instances, instances, iou_threshold=0.5).f1
+            scores[i, j] = object_scores(sample.target.instances, instances)
         foreground_iou.append(float(iou_per_class(sample.target.instances > 0, foreground, [1])[1]))
-    best = int(np.nanargmax(np.nanmean(f1, axis=0))) if len(samples) else 0
+    column = OBJECT_METRICS.index(chooser)
+    best = int(np.nanargmax(np.nanmean(scores[:, :, column], axis=0))) if len(samples) else 0
     threshold, min_size = grid[best]
-    per_image = [{names.F1: float(f1[i, best]), names.FOREGROUND_IOU: foreground_iou[i]} for i in range(len(samples))]
-    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in (names.F1, names.FOREGROUND_IOU)}
+    per_image = [{**{m: float(scores[i, best, k]) for k, m in enumerate(OBJECT_METRICS)},
+                  names.FOREGROUND_IOU: foreground_iou[i]} for i in range(len(samples))]
+    metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in (*OBJECT_METRICS,
+                                                                                   names.FOREGROUND_IOU)}
     metrics.update(threshold=threshold, min_size=min_size)
     predictions = [
         instances_from_probabilities(p, target.interior_class, target.foreground_classes, threshold, min_size)
         for p in probabilities[:1]
     ]
     return metrics, per_image, predictions
+
+
+#: The object scores of touching objects, in the order of :func:`object_scores`.
+OBJECT_METRICS: tuple[str, ...] = (names.F1, names.AVERAGE_PRECISION_50, names.AVERAGE_PRECISION)
+
+
+def object_scores(gt: np.ndarray, instances: np.ndarray) -> tuple[float, float, float]:
+    """``(F1 at IoU > 0.5, AP50, DSB mean AP over IoU 0.5..0.95)`` of instance maps ``(*S)`` (0 = background).
+
+    One table of object overlaps serves all three (the matching at each IoU threshold is cheap beside it);
+    AP50 is the DSB ``TP / (TP + FP + FN)`` at IoU > 0.5, the mean AP its mean over the DSB thresholds.
+    """
+    from biounet.metrics import DSB_IOU_THRESHOLDS, instance_overlaps
+    from biounet.metrics.matching import match_overlaps
+
+    overlaps = instance_overlaps(gt, instances)
+    matches = [match_overlaps(overlaps, t) for t in DSB_IOU_THRESHOLDS]
+    precisions = [m.dsb_precision for m in matches]
+    return matches[0].f1, precisions[0], float(np.mean(precisions))
+
+
+def worst_images(
+    samples: Sequence[Sample],
+    probabilities: list[np.ndarray],
+    target: TargetConfig,
+    per_image: list[dict[str, float]],
+    metrics: dict[str, float],
+    main: str,
+    count: int = WORST_IMAGES,
+) -> list[Any]:
+    """The ``count`` worst images by ``main`` as :class:`~biounet.report.ErrorPanel` pictures of their errors.
+
+    Their instances are made again at the chosen settings (``count`` watersheds, beside the grid's many) and
+    classified by :func:`~biounet.metrics.errors.instance_errors` (missed, false, merged, split).
+    """
+    from biounet.inference.instances import instances_from_probabilities
+    from biounet.metrics.errors import instance_errors
+    from biounet.report import ErrorPanel
+
+    higher = names.HIGHER_IS_BETTER[main]
+    values = np.array([row.get(main, np.nan) for row in per_image], dtype=float)
+    order = np.argsort(np.where(np.isnan(values), np.inf, -values if not higher else values), kind="stable")
+    panels = []
+    for index in order[: min(count, len(samples))]:
+        sample = samples[int(index)]
+        instances = instances_from_probabilities(probabilities[index], target.interior_class,
+                                                 target.foreground_classes, metrics["threshold"],
+                                                 int(metrics["min_size"]))
+        errors = instance_errors(sample.target.instances, instances)
+        counts = ", ".join(f"{n} {k}" for k, n in errors.counts().items())
+        panels.append(ErrorPanel(
+            name=f"{sample.name}: {main} {values[index]:.3f} ({counts})", image=sample.image[0],
+            ground_truth=sample.target.instances, prediction=instances, missed=errors.missed.tolist(),
+            false=errors.false.tolist(), merged=errors.merged.tolist(), split=errors.split.tolist(),
+            merged_gt=errors.merged_gt.tolist(), split_pred=errors.split_pred.tolist(),
+        ))  # fmt: skip
+    return panels
 
 
 def semantic_metrics(
