@@ -120,7 +120,7 @@ def test_dsb_layout_instances_run(tmp_path):
     result = train(config, tmp_path / "run", progress=False)
     val = [r for r in result.history.rows if r["kind"] == "val"][-1]
     assert 0.0 <= val["val_f1"] <= 1.0 and 0.0 <= val["val_foreground_iou"] <= 1.0
-    assert result.best["metric"] == "f1"
+    assert result.best["metric"] == "average_precision" and 0.0 <= val["val_average_precision"] <= 1.0
     bundle = load_bundle(tmp_path / "run")
     assert bundle.pipeline.target.class_names == ["background", "interior", "boundary"]
     assert bundle.pipeline.channel_axis is None and bundle.config.num_classes == 3

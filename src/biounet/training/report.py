@@ -76,5 +76,6 @@ def write_training_report(summary: TrainingSummary) -> Path:
         timings=timings,
         config=summary.config,
         notes=notes,
+        error_panels=list(result.worst) if result is not None else [],
     )
     return write_report(summary.run_dir / "report", report)

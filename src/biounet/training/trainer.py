@@ -141,7 +141,7 @@ class Trainer:
         """Build the run, then continue a saved one (``resume``) or start at step 0."""
         self.setup = build_run(self.config, self.run_dir, self.context)
         validated = bool(self.setup.val_samples)
-        name, higher = main_metric(self.config.data.target) if validated else ("loss", False)
+        name, higher = main_metric(self.config.data.target, self.config.select_by) if validated else ("loss", False)
         self.history = History(main_metric=name if validated else None, higher_is_better=higher)
         if self.resume and has_state(self.run_dir):
             self._restore()
@@ -212,7 +212,8 @@ class Trainer:
         parts, config = self.parts, self.config
         try:
             result = validate(self.kept_model, parts.val_samples, config.data.target, precision=parts.precision,
-                              batch_size=config.val_batch_size, num_threads=config.num_threads)
+                              batch_size=config.val_batch_size, num_threads=config.num_threads,
+                              select_by=config.select_by)
         finally:  # the predictor restores the contiguous format; training may use channels_last
             self.kept_model.to(memory_format=parts.memory_format)
         self.last_validation = result
