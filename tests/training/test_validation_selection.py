@@ -103,3 +103,34 @@ def test_the_report_shows_the_worst_images_with_their_errors(tmp_path):
     for kind in ("missed", "false", "merged", "split"):
         assert kind in html
     assert len(list((tmp_path / "report" / "figures").glob("errors_*.png"))) == 2
+
+
+def test_a_run_selects_by_the_configured_metric_and_reports_the_worst_images(tmp_path):
+    """A tiny DSB-layout run with ``select_by: f1``: the history has the three object columns, the best
+    checkpoint is chosen by F1, and the HTML report holds the worst validation images with their errors."""
+    from biounet.data.synthetic import generate
+    from biounet.io.images import write_image
+    from biounet.training.config import merge
+    from biounet.training.recipes import preset, recipe
+    from biounet.training.trainer import train
+
+    root = tmp_path / "stage1_train"
+    for index in range(3):
+        image, labels = generate("nuclei", (64, 64), index, radius_range=(6, 10))
+        write_image(root / f"id{index}" / "images" / f"id{index}.png", (image // 256).astype(np.uint8))
+        for cell in range(1, labels.max() + 1):
+            mask = np.where(labels == cell, 255, 0).astype(np.uint8)
+            write_image(root / f"id{index}" / "masks" / f"m{cell}.png", mask)
+    tiny = {"model": {"depth": 2, "base_channels": 4, "padding": "valid", "norm": None, "dropout": 0.0},
+            "tile_shape": [60], "batch_size": 2, "precision": "fp32", "device": "cpu", "log_every": 2,
+            "optim": {"lr": 0.01, "warmup_steps": 0}, "steps": 2, "val_every": 2, "select_by": "f1",
+            "data": {"images": str(tmp_path), "val_split": 0.67, "foreground_prob": 0.5}}
+    config = TrainConfig.from_dict(merge(merge(recipe("default"), preset("dsb2018")), tiny))
+    result = train(config, tmp_path / "run", progress=False)
+    val = [r for r in result.history.rows if r["kind"] == "val"][-1]
+    for key in ("val_f1", "val_average_precision_50", "val_average_precision"):
+        assert 0.0 <= val[key] <= 1.0, key
+    assert result.best["metric"] == names.F1 and result.history.main_metric == names.F1
+    html = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "Worst validation images" in html
+    assert len(list((tmp_path / "run" / "report" / "figures").glob("errors_*.png"))) == 2  # 2 validation images
