@@ -11,8 +11,9 @@ import pytest
 from biounet.data.readers import Sample
 from biounet.data.targets import Target, TargetConfig
 from biounet.metrics import names
+from biounet.metrics.matching import object_scores
 from biounet.training.config import ConfigError, TrainConfig
-from biounet.training.validation import ValidationResult, instance_metrics, main_metric, object_scores, worst_images
+from biounet.training.validation import ValidationResult, instance_metrics, main_metric, worst_images
 
 
 def blob_sample() -> tuple[Sample, np.ndarray]:
@@ -134,3 +135,24 @@ def test_a_run_selects_by_the_configured_metric_and_reports_the_worst_images(tmp
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     assert "Worst validation images" in html
     assert len(list((tmp_path / "run" / "report" / "figures").glob("errors_*.png"))) == 2  # 2 validation images
+
+
+def test_membrane_validation_draws_the_cells_errors_worst_first():
+    """Membranes: the worst image by the Rand error (a broken membrane joins two cells) comes first, its cells
+    (those ``biounet predict --output instances`` makes at the chosen settings) showing one merge."""
+    from biounet.data.targets import membrane_target
+    from biounet.training.validation import membrane_metrics
+
+    label = np.full((48, 48), 255, np.uint8)
+    label[::16, :], label[:, ::16] = 0, 0
+    interior = np.where(label > 0, 0.95, 0.05).astype(np.float32)
+    broken = interior.copy()
+    broken[16, 1:16] = 0.95  # the membrane between two cells is gone
+    target = membrane_target(label)
+    samples = [Sample(name, np.zeros((1, 48, 48), np.float32), target, Path(f"{name}.png")) for name in ("ok", "gap")]
+    probabilities = [np.stack([1 - p, p]) for p in (interior, broken)]
+    config = TargetConfig("instances", style="membrane")
+    metrics, per_image, _ = membrane_metrics(samples, probabilities)
+    panels = worst_images(samples, probabilities, config, per_image, metrics, names.ADAPTED_RAND_ERROR)
+    assert [p.name.split(":")[0] for p in panels] == ["gap", "ok"]
+    assert len(panels[0].merged) == 1 and len(panels[0].merged_gt) == 2 and not panels[1].merged

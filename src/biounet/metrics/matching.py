@@ -194,3 +194,15 @@ def panoptic_from_match(match: MatchResult) -> PanopticQuality:
     sq = match.mean_matched_iou
     rq = match.tp / (match.tp + 0.5 * match.fp + 0.5 * match.fn)
     return PanopticQuality(pq=sq * rq, sq=sq, rq=rq, tp=match.tp, fp=match.fp, fn=match.fn)
+
+
+def object_scores(gt: np.ndarray, instances: np.ndarray) -> tuple[float, float, float]:
+    """``(F1 at IoU > 0.5, AP50, DSB mean AP over IoU 0.5..0.95)`` of instance maps ``(*S)`` (0 = background).
+
+    One table of object overlaps serves all three (the matching at each IoU threshold is cheap beside it);
+    AP50 is the DSB ``TP / (TP + FP + FN)`` at IoU > 0.5, the mean AP its mean over the DSB thresholds.
+    """
+    overlaps = instance_overlaps(gt, instances)
+    matches = [match_overlaps(overlaps, t) for t in DSB_IOU_THRESHOLDS]
+    precisions = [m.dsb_precision for m in matches]
+    return matches[0].f1, precisions[0], float(np.mean(precisions))

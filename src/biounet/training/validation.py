@@ -167,9 +167,7 @@ def validate(
         metrics, per_image, predictions = instance_metrics(samples, probabilities, target, select_by=main)
     else:
         metrics, per_image, predictions = semantic_metrics(samples, probabilities, target.num_classes)
-    worst = []
-    if target.kind == "instances" and target.style != "membrane":
-        worst = worst_images(samples, probabilities, target, per_image, metrics, main)
+    worst = worst_images(samples, probabilities, target, per_image, metrics, main) if target.kind == "instances" else []
     return ValidationResult(
         metrics=metrics,
         main=main,
@@ -283,7 +281,8 @@ def instance_metrics(
     """Touching objects: F1, AP50 and DSB mean AP of the instances from the probabilities, and the foreground IoU.
 
     The instances are made at every seed threshold and smallest seed size of the grid (the watershed
-    of :func:`~biounet.inference.instances.instances_from_interior`) and scored by :func:`object_scores`;
+    of :func:`~biounet.inference.instances.instances_from_interior`) and scored by
+    :func:`~biounet.metrics.matching.object_scores`;
     the pair with the best mean of ``select_by`` over the images is reported as ``threshold`` and
     ``min_size`` (one pair for the whole set, like the membrane threshold; the trainer saves the best
     checkpoint's pair in the model, and ``biounet predict`` uses it).  The foreground (``P(foreground) >
@@ -291,6 +290,7 @@ def instance_metrics(
     """
     from biounet.inference.instances import instances_from_interior, instances_from_probabilities
     from biounet.metrics import iou_per_class
+    from biounet.metrics.matching import object_scores
 
     grid = [(float(t), int(m)) for t in thresholds for m in min_sizes]
     if not grid:
@@ -320,23 +320,8 @@ def instance_metrics(
     return metrics, per_image, predictions
 
 
-#: The object scores of touching objects, in the order of :func:`object_scores`.
+#: The object scores of touching objects, in the order of :func:`biounet.metrics.matching.object_scores`.
 OBJECT_METRICS: tuple[str, ...] = (names.F1, names.AVERAGE_PRECISION_50, names.AVERAGE_PRECISION)
-
-
-def object_scores(gt: np.ndarray, instances: np.ndarray) -> tuple[float, float, float]:
-    """``(F1 at IoU > 0.5, AP50, DSB mean AP over IoU 0.5..0.95)`` of instance maps ``(*S)`` (0 = background).
-
-    One table of object overlaps serves all three (the matching at each IoU threshold is cheap beside it);
-    AP50 is the DSB ``TP / (TP + FP + FN)`` at IoU > 0.5, the mean AP its mean over the DSB thresholds.
-    """
-    from biounet.metrics import DSB_IOU_THRESHOLDS, instance_overlaps
-    from biounet.metrics.matching import match_overlaps
-
-    overlaps = instance_overlaps(gt, instances)
-    matches = [match_overlaps(overlaps, t) for t in DSB_IOU_THRESHOLDS]
-    precisions = [m.dsb_precision for m in matches]
-    return matches[0].f1, precisions[0], float(np.mean(precisions))
 
 
 def worst_images(
@@ -350,10 +335,10 @@ def worst_images(
 ) -> list[Any]:
     """The ``count`` worst images by ``main`` as :class:`~biounet.report.ErrorPanel` pictures of their errors.
 
-    Their instances are made again at the chosen settings (``count`` watersheds, beside the grid's many) and
-    classified by :func:`~biounet.metrics.errors.instance_errors` (missed, false, merged, split).
+    Their instances are made again at the chosen settings (``count`` watersheds, beside the grid's many;
+    membranes: the cells of ``biounet predict --output instances``) and classified by
+    :func:`~biounet.metrics.errors.instance_errors` (missed, false, merged, split).
     """
-    from biounet.inference.instances import instances_from_probabilities
     from biounet.metrics.errors import instance_errors
     from biounet.report import ErrorPanel
 
@@ -363,9 +348,7 @@ def worst_images(
     panels = []
     for index in order[: min(count, len(samples))]:
         sample = samples[int(index)]
-        instances = instances_from_probabilities(probabilities[index], target.interior_class,
-                                                 target.foreground_classes, metrics["threshold"],
-                                                 int(metrics["min_size"]))
+        instances = instances_at_settings(probabilities[index], target, metrics)
         errors = instance_errors(sample.target.instances, instances)
         counts = ", ".join(f"{n} {k}" for k, n in errors.counts().items())
         panels.append(ErrorPanel(
@@ -375,6 +358,21 @@ def worst_images(
             merged_gt=errors.merged_gt.tolist(), split_pred=errors.split_pred.tolist(),
         ))  # fmt: skip
     return panels
+
+
+def instances_at_settings(probabilities: np.ndarray, target: TargetConfig, metrics: dict[str, float]) -> np.ndarray:
+    """``(*S)`` instances of ``(K, *S)`` probabilities at the settings validation chose (in ``metrics``)."""
+    if target.style == "membrane":
+        from biounet.inference.cells import cells_from_membranes
+        from biounet.pipeline import CellSettings
+
+        keys = ("interior_threshold", "seed_distance", "merge_threshold")
+        chosen = {k: float(metrics[f"cells_{k}"]) for k in keys if f"cells_{k}" in metrics}
+        return cells_from_membranes(probabilities[target.interior_class], CellSettings(**chosen))
+    from biounet.inference.instances import instances_from_probabilities
+
+    return instances_from_probabilities(probabilities, target.interior_class, target.foreground_classes,
+                                        metrics["threshold"], int(metrics["min_size"]))
 
 
 def semantic_metrics(
