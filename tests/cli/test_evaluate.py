@@ -238,3 +238,20 @@ def test_class_names_flag_and_isbi_refuses_a_semantic_models_probabilities(tmp_p
     np.save(tmp_path / "q.npy", probabilities)
     (tmp_path / "q.npy.json").write_text(json.dumps({"model": {"target": {"kind": "semantic"}}}))
     assert_one_line_error(biounet("evaluate", tmp_path / "q.npy", tmp_path / "gt.tif"), "q.npy", "--task semantic")
+
+
+def test_instances_report_ap50_beside_the_dsb_mean_ap(tmp_path):
+    """Two true objects, one found with IoU 56/64 = 0.875 and one false object: AP50 = 1/3 (TP 1, FP 1, FN 1),
+    the DSB mean AP 8/10 of that (matched at IoU 0.5..0.85), F1 1/2."""
+    gt = np.zeros((20, 40), np.uint16)
+    gt[2:10, 2:10], gt[2:10, 20:30] = 1, 2
+    pred = np.zeros_like(gt)
+    pred[2:10, 2:9], pred[12:18, 30:38] = 5, 6
+    write_image(tmp_path / "gt.tif", gt)
+    write_image(tmp_path / "pred.tif", pred)
+    out = tmp_path / "s.json"
+    result = biounet("evaluate", tmp_path / "pred.tif", tmp_path / "gt.tif", "--task", "instances", "--json", out)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(out.read_text())["images"][0]
+    assert row["average_precision_50"] == pytest.approx(1 / 3) and row["average_precision"] == pytest.approx(0.8 / 3)
+    assert row["f1"] == pytest.approx(0.5) and "AP50" in result.stdout.splitlines()[0]

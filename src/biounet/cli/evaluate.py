@@ -6,7 +6,7 @@ PRED and GT are two files or two folders (pairs matched by file-name stem).  Thr
   255 = cell interior), PRED the probability of cell interior.  Reports the adapted Rand error of
   grown segments, the variation of information, the warping error and the pixel error, each at its
   best threshold.
-- ``instances``: instance label maps (DSB 2018 nuclei).  Reports the DSB average precision, F1,
+- ``instances``: instance label maps (DSB 2018 nuclei).  Reports the DSB average precision, AP50, F1,
   precision and recall at IoU > 0.5, and panoptic quality.
 - ``semantic``: class maps (2D or 3D).  Reports pixel error, Dice and IoU per class per image, and a
   per-class table (mean over images, class names from the sidecar or ``--class-names``).
@@ -55,9 +55,11 @@ Tasks
              warped with the 2D simple-point test, no 3D topology), warping_error = wrong pixels
              of all slices / pixels of the volume, and merges/splits are summed over the slices.
   instances  GT and PRED: instance label maps (0 = background).  Reports average_precision (the
-             DSB 2018 score: mean over IoU thresholds 0.5..0.95 of TP/(TP+FP+FN)), f1, precision
-             and recall at IoU > 0.5, panoptic_quality.  A probability PRED is thresholded and its
-             connected components are the objects; the threshold with the best AP is used.
+             DSB 2018 score: mean over IoU thresholds 0.5..0.95 of TP/(TP+FP+FN)),
+             average_precision_50 (AP50: TP/(TP+FP+FN) at IoU > 0.5), f1, precision and recall at
+             IoU > 0.5, panoptic_quality (the names of training validation's val_ columns).  A
+             probability PRED is thresholded and its connected components are the objects; the
+             threshold with the best AP is used.
   semantic   GT and PRED: class maps, 2D or 3D (integers; a mask with values {0, 255} counts as
              classes 0/1).  Reports pixel_error (1 - accuracy), dice_<c> and iou_<c> for every
              class c per image, then a per-class table: each class's name and its Dice and IoU

@@ -20,7 +20,7 @@ PRED_KINDS = ("auto", "probability", "labels", "binary")
 #: The metrics of each task (keys of :data:`biounet.metrics.METRICS`), in table order.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "isbi": (names.ADAPTED_RAND_ERROR, names.VARIATION_OF_INFORMATION, names.WARPING_ERROR, names.PIXEL_ERROR),
-    "instances": (names.AVERAGE_PRECISION, names.F1, names.PANOPTIC_QUALITY),
+    "instances": (names.AVERAGE_PRECISION, names.AVERAGE_PRECISION_50, names.F1, names.PANOPTIC_QUALITY),
     "semantic": (names.PIXEL_ERROR, names.DICE, names.IOU),
 }
 

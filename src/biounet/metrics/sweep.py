@@ -57,6 +57,7 @@ METRICS: dict[str, MetricSpec] = {
     names.DICE: MetricSpec("binary", lambda gt, b: dice_per_class(_binary_gt(gt), b, [1])[1], float, True),
     names.IOU: MetricSpec("binary", lambda gt, b: iou_per_class(_binary_gt(gt), b, [1])[1], float, True),
     names.AVERAGE_PRECISION: MetricSpec("components", average_precision_dsb, lambda r: r.value, True),
+    names.AVERAGE_PRECISION_50: MetricSpec("components", match_instances, lambda r: r.dsb_precision, True),
     names.F1: MetricSpec("components", match_instances, lambda r: r.f1, True),
     names.PANOPTIC_QUALITY: MetricSpec("components", panoptic_quality, lambda r: r.pq, True),
 }
@@ -65,8 +66,8 @@ METRICS: dict[str, MetricSpec] = {
 
 ``adapted_rand_error`` / ``variation_of_information`` use grown segments, ``adapted_rand_error_raw``
 the components as thresholded (boundary pixels form one segment with id 0); ``dice`` / ``iou`` are of
-the foreground class; ``average_precision`` (DSB 2018), ``f1`` (IoU > 0.5) and ``panoptic_quality``
-use the components.
+the foreground class; ``average_precision`` (DSB 2018), ``average_precision_50`` (its ``TP / (TP + FP +
+FN)`` at IoU > 0.5), ``f1`` (IoU > 0.5) and ``panoptic_quality`` use the components.
 """
 
 
