@@ -14,8 +14,10 @@ channels, depth 4, padding same, batch norm; random weights saved once), in bflo
   TIFF probabilities written) vs a MONAI loop over the same files (read, normalise, sliding window of the
   image's size, softmax, the same TIFF written): images per second.
 - **training step**: the default recipe's step (256 px tiles x 4, AdamW) split into data (tile sampling with
-  elastic deformation, cutting the cached eq. 2 weight map with it), forward, backward and optimiser, and its training GFLOP/s
-  against this run's peak (the best of matrix products and convolutions of the U-Net's widths).
+  elastic deformation, cutting the cached eq. 2 weight map with it), forward, backward and optimiser, and its
+  training GFLOP/s against this run's peak (the best of matrix products and convolutions of the U-Net's widths).
+  The trainer produces the batches in a background thread (``data.dataset.BatchProducer``), so a step waits for
+  its data at most the "data" share.
 """
 
 from __future__ import annotations

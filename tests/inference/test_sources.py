@@ -86,3 +86,18 @@ def test_trained_on_channels_are_selected_from_a_multichannel_image():
     source, _ = source_for_array(rgba, config, channel_axis="last", channels=[0])
     assert source.shape == (1, 20, 30)
     assert np.all(np.asarray(source[(slice(None), slice(None), slice(None))]) == 7)
+
+
+def test_a_model_trained_on_channel_0_of_rgba_takes_a_grey_array_and_the_rgba_one(rng) -> None:
+    """The DSB model's pipeline says "channel 0 of a channels-last image"; a grey (Y, X) array has no channel axis."""
+    from biounet import predict
+    from biounet.io.checkpoint import ModelBundle
+    from biounet.model import UNet
+
+    bundle = ModelBundle(UNet(padding="same", base_channels=4, depth=2))
+    bundle.pipeline = bundle.pipeline.updated({"channel_axis": "last", "channels": [0]})
+    grey = rng.random((64, 80)).astype(np.float32)
+    rgba = np.repeat(grey[..., None], 4, axis=-1)
+    from_grey = predict(bundle, grey, progress=False, precision="fp32")
+    assert from_grey.shape == (2, 64, 80)
+    np.testing.assert_allclose(predict(bundle, rgba, progress=False, precision="fp32"), from_grey, atol=1e-6)

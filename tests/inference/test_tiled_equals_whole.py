@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from biounet import predict
@@ -69,14 +70,23 @@ def test_same_padding_has_no_seams(rng, small_unet, whole_image_logits) -> None:
     assert naive_seams > 3 * naive_inside
 
 
-def test_same_padding_image_that_fits_is_one_plain_pass(rng, small_unet, whole_image_logits) -> None:
-    """The floor: an image within the memory budget costs one forward of the image itself, and equals it."""
-    model = small_unet(depth=3, padding="same")
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_same_padding_image_that_fits_is_one_plain_pass(rng, small_unet, whole_image_logits, norm) -> None:
+    """The floor: an image within the memory budget costs one forward of the image itself, and equals it.
+
+    With batch norm the prediction runs the network with the norm folded into the convolutions.
+    """
+    model = small_unet(depth=3, padding="same", norm=norm)
+    if norm:
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # running statistics away from (0, 1)
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
     image = rng.random((300, 277)).astype(np.float32)
     grid = plan_grid(model.config, image.shape, (400, 400))
     assert len(grid) == 1 and grid.input_shape == (304, 280)  # the pooling grid only, no context margin
     whole = predict(model, image, tile_size=400, output="logits", precision="fp32", progress=False)
-    assert np.abs(whole - whole_image_logits(model, image)).max() < 1e-5  # up to the border
+    np.testing.assert_allclose(whole, whole_image_logits(model, image), rtol=1e-5, atol=1e-5)  # up to the border
 
 
 def test_same_padding_default_context_differs_only_near_seams(rng, small_unet, whole_image_logits) -> None:

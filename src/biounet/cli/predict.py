@@ -252,17 +252,12 @@ def _run_dask(bundle: Any, kinds: list[str], args: argparse.Namespace, device: A
     from biounet.errors import DataError
     from biounet.inference.blockwise import BlockwiseOptions, dask_client, predict_blockwise
     from biounet.inference.files import collect_inputs, output_stem
-    from biounet.inference.predictor import PredictOptions
 
     inputs = collect_inputs(args.inputs)
     out = Path(args.out)
     if out.suffix == ".zarr" and len(inputs) != 1:
         raise DataError(f"{out}: --dask writes one OME-Zarr store per input; give a folder for {len(inputs)} inputs")
-    options = PredictOptions(
-        tile_size=args.tile_size, batch_size=args.batch_size, tta=args.tta, precision=args.precision, device=device,
-        num_threads=args.threads, probability_dtype=args.probability_dtype, threshold=args.threshold,
-        min_size=args.min_size, nan_policy=args.nan_policy, progress=not args.quiet,
-    )
+    options = _options(args, device)
     with dask_client(args.dask) as (client, dashboard):
         if not args.quiet:
             workers = len(client.scheduler_info(n_workers=-1)["workers"])

@@ -42,6 +42,7 @@ from biounet.inference.block_tasks import BlockJob, instance_block, predict_bloc
 from biounet.inference.blocks import BlockPlan, plan_blocks
 from biounet.inference.instances import instance_target
 from biounet.inference.label_merge import merge_tables
+from biounet.inference.pending import plan_tiles
 from biounet.inference.predictor import PredictOptions, as_bundle
 from biounet.inference.sources import open_for_model
 from biounet.inference.writers import label_dtype
@@ -49,7 +50,6 @@ from biounet.io import omezarr
 from biounet.io.atomic import atomic_path, check_output_path
 from biounet.io.checkpoint import ModelBundle, save_model
 from biounet.runtime import resolve_device, resolve_precision
-from biounet.tiling import batch_size_for, context_margin, max_input_shape, plan_grid
 
 #: Output kinds a blockwise prediction writes.
 BLOCKWISE_OUTPUTS = ("probabilities", "labels", "instances", "logits")
@@ -182,25 +182,16 @@ def _plan(
     spatial = tuple(int(n) for n in source.shape[1:])
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
-    context = getattr(options, "context", None)  # a same-padded model's tile margin, where the predictor has one
-    extra = () if context is None else (context,)
     block_size = blockwise.block_size or (2048 if d == 2 else 256)
-    if options.tile_size is None:  # from the memory budget, as a single process does, but no larger than a block
-        margins = context_margin(config, *extra)
-        limit = max_input_shape(config, spatial, margins, precision, device)
-        blocks = (int(block_size),) * d if np.ndim(block_size) == 0 else tuple(int(n) for n in block_size)
-        limit = tuple(min(n, b + 2 * m) for n, b, m in zip(limit, blocks, margins))
-    else:
-        limit = (int(options.tile_size),) * d if np.ndim(options.tile_size) == 0 else tuple(options.tile_size)
-    grid = plan_grid(config, spatial, limit, *extra)
-    batch = options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
+    blocks = (int(block_size),) * d if np.ndim(block_size) == 0 else tuple(int(n) for n in block_size)
+    grid, batch = plan_tiles(config, spatial, options, precision, device, largest_output=blocks)
     plan = plan_blocks(grid, block_size)
     settings = {
         "tile_input_shape": list(grid.input_shape), "tile_output_stride": list(grid.stride), "tiles": len(grid),
         "batch_size": int(batch), "tta": int(options.tta), "precision": precision, "device": str(device),
         "normalization": bundle.pipeline.normalization.to_dict(), "blocks": len(plan),
         "block_shape": list(plan.block_shape), "block_counts": list(plan.counts),
-        "tiling": "valid: equals a whole-image pass" if config.padding == "valid" else "same: halo crop",
+        "tiling": "valid: equals a whole-image pass" if config.padding == "valid" else f"same: {options.context}",
     }
     return plan, settings
 

@@ -29,6 +29,7 @@ from biounet.inference.instances import InstanceTarget, instances_from_interior
 from biounet.inference.sources import ChannelFirstView
 from biounet.inference.tta import averaged_outputs
 from biounet.inference.writers import Writer, encode_probabilities
+from biounet.model.folding import fold_batch_norm
 from biounet.model.unet import UNet
 from biounet.runtime import autocast, memory_format
 from biounet.tiling import TileGrid, read_mirrored
@@ -86,9 +87,9 @@ class TiledRun:
             leave=False,
         )
         done = 0
-        with prepared(self.model, self.device, self.precision) as fmt, bar:
+        with prepared(self.model, self.device, self.precision) as network, bar:
             for jobs in batched(self.jobs(), batch_size):
-                self.consume(jobs, self.network(self.tile_inputs(jobs), fmt))
+                self.consume(jobs, self.network(self.tile_inputs(jobs), network))
                 bar.update(len(jobs))
                 done += len(jobs)
                 if self.on_progress is not None:
@@ -146,13 +147,14 @@ class TiledRun:
         self.timings["read_s"] += time.perf_counter() - t
         return tiles
 
-    def network(self, tiles: list[np.ndarray], fmt: torch.memory_format) -> dict[str, np.ndarray]:
+    def network(self, tiles: list[np.ndarray], network: PreparedNetwork) -> dict[str, np.ndarray]:
         """Logits and/or probabilities ``(B, K, *tile)`` of a batch of tiles (TTA averaged), as float32."""
         t = time.perf_counter()
+        fmt = network.memory_format
         batch = torch.from_numpy(np.stack(tiles)).to(self.device).contiguous(memory_format=fmt)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            return self.model(x.contiguous(memory_format=fmt))
+            return network.module(x.contiguous(memory_format=fmt))
 
         with torch.inference_mode(), autocast(self.precision, self.device):
             outputs = averaged_outputs(
@@ -227,30 +229,36 @@ class Strip:
             self.buffers[name][(slice(None), rows, *region[1:])] = value[(slice(None), *tile.crop())]
 
 
-@contextlib.contextmanager
-def prepared(model: UNet, device: torch.device, precision: str) -> Iterator[torch.memory_format]:
-    """Eval mode, on ``device``, in the fast memory format; the mode and format are restored afterwards.
+@dataclass(frozen=True)
+class PreparedNetwork:
+    """The network as inference runs it: ``module`` (the model, or its copy with batch norm folded into the
+    convolutions, :mod:`biounet.model.folding`) in eval mode on the device, in ``memory_format``."""
 
-    Nested uses (a folder's run prepares the model once; a large image inside it prepares it again) leave
-    the model as the outer one set it: only the outermost restores.
+    module: torch.nn.Module
+    memory_format: torch.memory_format
+
+
+@contextlib.contextmanager
+def prepared(model: UNet, device: torch.device, precision: str) -> Iterator[PreparedNetwork]:
+    """The model in eval mode, on ``device``, in the fast memory format, batch norm folded; restored afterwards.
+
+    Nested uses (a folder's run prepares the model once; a large image inside it prepares it again) get the
+    outer one's network: the model is folded and converted once.
     """
-    fmt = memory_format(precision, device, model.config.spatial_dims)
-    depth = getattr(model, "_biounet_prepared", 0)
-    if depth:
-        model._biounet_prepared = depth + 1
-        try:
-            yield fmt
-        finally:
-            model._biounet_prepared = depth
+    outer = model.__dict__.get("_biounet_prepared")
+    if outer is not None:
+        yield outer
         return
     was_training = model.training
+    fmt = memory_format(precision, device, model.config.spatial_dims)
     model.eval()
     model.to(device=device, memory_format=fmt)
-    model._biounet_prepared = 1
+    network = PreparedNetwork(fold_batch_norm(model).to(memory_format=fmt), fmt)
+    model.__dict__["_biounet_prepared"] = network
     try:
-        yield fmt
+        yield network
     finally:
-        model._biounet_prepared = 0
+        del model.__dict__["_biounet_prepared"]
         model.train(was_training)
         if fmt != torch.contiguous_format:
             model.to(memory_format=torch.contiguous_format)

@@ -3,7 +3,8 @@
 ``biounet predict`` on a folder of hundreds of small images (the DSB layout: 256 x 256 nuclei) spends
 its time around the network unless the images are handled together:
 
-- the model is loaded and put into its fast memory format once (:func:`~biounet.inference.engine.prepared`);
+- the model is loaded, put into its fast memory format and its batch norm folded once
+  (:func:`~biounet.inference.engine.prepared`);
 - images that the network takes whole (one tile, no stack axis: :attr:`PendingPrediction.single_pass`)
   and that share a shape go through the network as one batch, up to the memory budget's batch size
   (:func:`~biounet.tiling.batch_size_for`); larger images are tiled one by one as by :func:`predict_to`;
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from biounet.errors import BiounetError
-from biounet.inference.engine import prepared
+from biounet.inference.engine import PreparedNetwork, prepared
 from biounet.inference.files import PlannedInput, open_input
 from biounet.inference.pending import PendingPrediction, PredictionResult, PredictOptions, start_prediction
 from biounet.io.checkpoint import ModelBundle
@@ -70,7 +71,7 @@ def predict_files(
     quiet = replace(options, progress=False, on_progress=None)
     with _progress(len(inputs), options.progress) as bar, ThreadPoolExecutor(1, "biounet-read") as reader:
         group: list[tuple[PlannedInput, PendingPrediction]] = []
-        with prepared(bundle.model, *_device_and_precision(quiet)) as fmt:
+        with prepared(bundle.model, *_device_and_precision(quiet)) as network:
             with torch_threads(_threads(options)):
                 for planned, opened in _read_ahead(reader, inputs, bundle, channel_axis):
                     pending = _started(planned, opened, bundle, quiet, result, skip_bad)
@@ -78,14 +79,14 @@ def predict_files(
                         bar.update(1)
                         continue
                     if group and not _joins(group, pending):
-                        _run_group(group, fmt, result, skip_bad, on_written, bar)
+                        _run_group(group, network, result, skip_bad, on_written, bar)
                         group = []
                     if pending.single_pass:
                         group.append((planned, pending))
                         continue
                     _run_alone(planned, pending, options, result, skip_bad, on_written, bar)
                 if group:
-                    _run_group(group, fmt, result, skip_bad, on_written, bar)
+                    _run_group(group, network, result, skip_bad, on_written, bar)
     return result
 
 
@@ -143,7 +144,7 @@ def _joins(group: list[tuple[PlannedInput, PendingPrediction]], pending: Pending
 
 def _run_group(
     group: list[tuple[PlannedInput, PendingPrediction]],
-    fmt: Any,
+    network: PreparedNetwork,
     result: FolderResult,
     skip_bad: bool,
     on_written: Callable[[PlannedInput, PredictionResult], None] | None,
@@ -168,7 +169,7 @@ def _run_group(
     if not members:
         return
     try:
-        outputs = members[0][1].run.network(inputs, fmt)
+        outputs = members[0][1].run.network(inputs, network)
     except BaseException:
         _abort_all(members)
         raise

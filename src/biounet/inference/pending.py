@@ -166,11 +166,7 @@ def start_prediction(
     transforms = tta_transforms(options.tta, config)
     target = instance_target(bundle, options.threshold, options.min_size) if "instances" in kinds else None
 
-    limit = _tile_limit(options.tile_size, d)
-    if limit is None:
-        limit = max_input_shape(config, spatial, context_margin(config, options.context), precision, device)
-    grid = plan_grid(config, spatial, limit, options.context)
-    batch_size = options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
+    grid, batch_size = plan_tiles(config, spatial, options, precision, device)
     threads = options.num_threads if options.num_threads is not None else default_threads()
     settings = _settings(bundle, grid, stack, batch_size, options, precision, device, threads)
 
@@ -193,6 +189,30 @@ def start_prediction(
     return PendingPrediction(
         bundle, source, targets, options, image_info, run, writers, settings, target, batch_size, threads, started
     )
+
+
+def plan_tiles(
+    config: UNetConfig,
+    spatial: Sequence[int],
+    options: PredictOptions,
+    precision: str,
+    device: torch.device,
+    largest_output: Sequence[int] | None = None,
+) -> tuple[TileGrid, int]:
+    """The tile grid and batch size of a prediction of an image of spatial shape ``spatial``.
+
+    Tiles are ``options.tile_size`` or the largest the memory budget allows (:mod:`biounet.tiling.budget`),
+    with a same-padded model's ``options.context``; ``largest_output`` caps the kept part of a tile (the
+    blockwise driver keeps tiles within its blocks).  Shared by every way of predicting, so they tile alike.
+    """
+    limit = _tile_limit(options.tile_size, config.spatial_dims)
+    if limit is None:
+        margins = context_margin(config, options.context)
+        limit = max_input_shape(config, spatial, margins, precision, device)
+        if largest_output is not None:
+            limit = tuple(min(n, int(b) + 2 * m) for n, b, m in zip(limit, largest_output, margins))
+    grid = plan_grid(config, spatial, limit, options.context)
+    return grid, options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
 
 
 def _check_request(kinds: list[str], options: PredictOptions) -> None:
@@ -294,4 +314,6 @@ def _write_sidecars(
             write_sidecar(Path(path), content)
 
 
-__all__ = ["PendingPrediction", "PredictOptions", "PredictionResult", "default_threads", "start_prediction"]
+__all__ = [
+    "PendingPrediction", "PredictOptions", "PredictionResult", "default_threads", "plan_tiles", "start_prediction",
+]

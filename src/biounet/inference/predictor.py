@@ -24,8 +24,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
+from biounet.errors import DataError
 from biounet.inference.instances import InstanceTarget, instance_target
 from biounet.inference.outputs import OUTPUT_KINDS
 from biounet.inference.pending import PredictionResult, PredictOptions, start_prediction
@@ -128,12 +130,18 @@ def predict(
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     channels = bundle.pipeline.channels
-    if channel_axis == "auto" and channels and bundle.pipeline.channel_axis:
-        channel_axis = bundle.pipeline.channel_axis
+    hint = bundle.pipeline.channel_axis if channel_axis == "auto" and channels else None
     if isinstance(image, (str, os.PathLike)):
-        source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)
+        try:  # the training data's channel axis first, as biounet predict does, then "auto"
+            source, info = open_for_model(image, bundle.config, channel_axis=hint or channel_axis, channels=channels)
+        except DataError:
+            if not hint:
+                raise
+            source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)
     else:
-        source, info = source_for_array(image, bundle.config, channel_axis=channel_axis, channels=channels)
+        if hint and np.ndim(image) != bundle.config.spatial_dims + 1:
+            hint = None  # an array without a channel axis (a grey (Y, X) image for an RGB-trained model's channel 0)
+        source, info = source_for_array(image, bundle.config, channel_axis=hint or channel_axis, channels=channels)
     result = predict_to(bundle, source, {output: out}, options, image_info=info)
     return result.outputs[output]
 
