@@ -13,7 +13,8 @@ from biounet.data.targets import Target, TargetConfig
 from biounet.metrics import names
 from biounet.metrics.matching import object_scores
 from biounet.training.config import ConfigError, TrainConfig
-from biounet.training.validation import ValidationResult, instance_metrics, main_metric, worst_images
+from biounet.training.validation import ValidationResult, instance_metrics, main_metric
+from biounet.training.validation_errors import worst_images
 
 
 def blob_sample() -> tuple[Sample, np.ndarray]:

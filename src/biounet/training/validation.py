@@ -12,9 +12,10 @@
   ``TP / (TP + FP + FN)``) at IoU > 0.5 and the DSB mean AP over IoU 0.5..0.95, all from one table of
   object overlaps per image and setting; the setting with the best mean of the selection metric over the
   images is kept, and the IoU of the foreground beside them.  Main (selection) metric ``average_precision``
-  unless ``TrainConfig.select_by`` names another.  The worst images by that metric (:data:`WORST_IMAGES`)
+  unless ``TrainConfig.select_by`` names another.  The worst images by that metric
+  (:mod:`biounet.training.validation_errors`)
   are kept as pictures of their errors (missed, false, merged, split: :mod:`biounet.metrics.errors`) for the
-  report.
+  report; membrane models keep theirs too, drawn on the cells ``biounet predict --output instances`` makes.
 * Semantic classes: mean IoU and mean Dice over the classes; main metric ``mean_iou``.
 
 ``select_by`` (:func:`selectable_metrics`) replaces the main metric of a target: it picks the best
@@ -29,7 +30,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +38,9 @@ import torch
 from biounet.data.readers import Sample
 from biounet.data.targets import TargetConfig
 from biounet.metrics import names
+
+if TYPE_CHECKING:
+    from biounet.report import ErrorPanel
 
 
 @dataclass
@@ -52,7 +56,8 @@ class ValidationResult:
         prediction: ``(*S)`` int instances (instance targets) or classes (semantic) of the first image.
         seconds: wall-clock time of the validation.
         per_image: the metrics of each image (at the chosen settings).
-        worst: the worst images by the main metric as pictures of their errors (touching objects).
+        worst: the worst images by the main metric as :class:`~biounet.report.ErrorPanel` pictures of their
+            object errors (instance targets: touching objects, and the cells of membrane models).
     """
 
     metrics: dict[str, float]
@@ -62,7 +67,7 @@ class ValidationResult:
     prediction: np.ndarray | None = None
     seconds: float = 0.0
     per_image: list[dict[str, float]] = field(default_factory=list)
-    worst: list[Any] = field(default_factory=list)
+    worst: list[ErrorPanel] = field(default_factory=list)
 
     @property
     def value(self) -> float:
@@ -79,10 +84,6 @@ MEMBRANE_METRICS: tuple[str, ...] = (names.ADAPTED_RAND_ERROR, names.CELLS_ADAPT
 TOUCHING_METRICS: tuple[str, ...] = (names.AVERAGE_PRECISION, names.AVERAGE_PRECISION_50, names.F1,
                                      names.FOREGROUND_IOU)
 SEMANTIC_METRICS: tuple[str, ...] = (names.MEAN_IOU, names.MEAN_DICE)
-
-#: How many of the worst validation images the report shows with their errors drawn.
-WORST_IMAGES = 3
-
 
 def selectable_metrics(target: TargetConfig) -> tuple[str, ...]:
     """The validation metrics of ``target`` that ``select_by`` may name; the first is the default."""
@@ -167,7 +168,11 @@ def validate(
         metrics, per_image, predictions = instance_metrics(samples, probabilities, target, select_by=main)
     else:
         metrics, per_image, predictions = semantic_metrics(samples, probabilities, target.num_classes)
-    worst = worst_images(samples, probabilities, target, per_image, metrics, main) if target.kind == "instances" else []
+    worst = []
+    if target.kind == "instances":
+        from biounet.training.validation_errors import worst_images
+
+        worst = worst_images(samples, probabilities, target, per_image, metrics, main)
     return ValidationResult(
         metrics=metrics,
         main=main,
@@ -322,57 +327,6 @@ def instance_metrics(
 
 #: The object scores of touching objects, in the order of :func:`biounet.metrics.matching.object_scores`.
 OBJECT_METRICS: tuple[str, ...] = (names.F1, names.AVERAGE_PRECISION_50, names.AVERAGE_PRECISION)
-
-
-def worst_images(
-    samples: Sequence[Sample],
-    probabilities: list[np.ndarray],
-    target: TargetConfig,
-    per_image: list[dict[str, float]],
-    metrics: dict[str, float],
-    main: str,
-    count: int = WORST_IMAGES,
-) -> list[Any]:
-    """The ``count`` worst images by ``main`` as :class:`~biounet.report.ErrorPanel` pictures of their errors.
-
-    Their instances are made again at the chosen settings (``count`` watersheds, beside the grid's many;
-    membranes: the cells of ``biounet predict --output instances``) and classified by
-    :func:`~biounet.metrics.errors.instance_errors` (missed, false, merged, split).
-    """
-    from biounet.metrics.errors import instance_errors
-    from biounet.report import ErrorPanel
-
-    higher = names.HIGHER_IS_BETTER[main]
-    values = np.array([row.get(main, np.nan) for row in per_image], dtype=float)
-    order = np.argsort(np.where(np.isnan(values), np.inf, -values if not higher else values), kind="stable")
-    panels = []
-    for index in order[: min(count, len(samples))]:
-        sample = samples[int(index)]
-        instances = instances_at_settings(probabilities[index], target, metrics)
-        errors = instance_errors(sample.target.instances, instances)
-        counts = ", ".join(f"{n} {k}" for k, n in errors.counts().items())
-        panels.append(ErrorPanel(
-            name=f"{sample.name}: {main} {values[index]:.3f} ({counts})", image=sample.image[0],
-            ground_truth=sample.target.instances, prediction=instances, missed=errors.missed.tolist(),
-            false=errors.false.tolist(), merged=errors.merged.tolist(), split=errors.split.tolist(),
-            merged_gt=errors.merged_gt.tolist(), split_pred=errors.split_pred.tolist(),
-        ))  # fmt: skip
-    return panels
-
-
-def instances_at_settings(probabilities: np.ndarray, target: TargetConfig, metrics: dict[str, float]) -> np.ndarray:
-    """``(*S)`` instances of ``(K, *S)`` probabilities at the settings validation chose (in ``metrics``)."""
-    if target.style == "membrane":
-        from biounet.inference.cells import cells_from_membranes
-        from biounet.pipeline import CellSettings
-
-        keys = ("interior_threshold", "seed_distance", "merge_threshold")
-        chosen = {k: float(metrics[f"cells_{k}"]) for k in keys if f"cells_{k}" in metrics}
-        return cells_from_membranes(probabilities[target.interior_class], CellSettings(**chosen))
-    from biounet.inference.instances import instances_from_probabilities
-
-    return instances_from_probabilities(probabilities, target.interior_class, target.foreground_classes,
-                                        metrics["threshold"], int(metrics["min_size"]))
 
 
 def semantic_metrics(
