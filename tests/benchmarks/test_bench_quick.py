@@ -45,7 +45,8 @@ def test_quick_benchmark_runs_every_section_beside_the_peers(tmp_path, shared_da
         assert any(m.startswith("biounet") for m in methods), f"{name}: no biounet row in {methods}"
     speed = report["sections"]["speed"]["tables"]  # the folder beside a MONAI loop, the step split into parts
     assert [row["method"] for rows in speed.values() for row in rows if "method" in row] == [
-        "biounet predict_files (batched)", "MONAI loop"]
+        "biounet predict_files (batched)", "MONAI loop",
+        "floor: forward + softmax of each image, in memory (no reading, writing or checks)"]
     assert any("% of peak" in row for rows in speed.values() for row in rows)
     markdown = out.with_suffix(".md").read_text()
     assert markdown.count("\n## ") == len(SECTIONS) and "FAILED" not in markdown

@@ -55,9 +55,10 @@ def _fold_block(block: ConvBlock) -> None:
         if norm.weight is not None:
             scale = scale * norm.weight
         shift = -norm.running_mean * scale + (norm.bias if norm.bias is not None else 0.0)
-        fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                           padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True)
-        fused = fused.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        fused = nn.utils.skip_init(type(conv), conv.in_channels, conv.out_channels, conv.kernel_size,
+                                   stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                                   groups=conv.groups, bias=True, device=conv.weight.device,
+                                   dtype=conv.weight.dtype)  # weights are set below: no random init to pay for
         view = (-1,) + (1,) * (conv.weight.dim() - 1)
         fused.weight.copy_(conv.weight * scale.reshape(view))
         bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
