@@ -101,7 +101,7 @@ def images_table(tmp: Path, model: Path, precision: str, quick: bool) -> list[di
         if size <= 2048:
             methods.append("plain")
         rounds: dict[str, list[dict[str, Any]]] = {method: [] for method in methods}
-        for _ in range(3 if size <= 2048 else 1):  # rounds alternate the methods: a load that comes and goes
+        for _ in range(1 if quick or size > 2048 else 3):  # rounds alternate the methods: a load that comes and goes
             for method in methods:                  # on a shared machine falls on all of them alike
                 args = {"model": str(model), "image": str(image), "precision": precision, "method": method,
                         "roi": 512, "repeats": 2 if size <= 2048 else 1,
