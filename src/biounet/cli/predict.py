@@ -17,8 +17,11 @@ FORMATS = ("tif", "zarr", "npy", "png")
 DESCRIPTION = """\
 Segment images with a trained biounet model, tile by tile (the U-Net paper's overlap-tile strategy):
 any image size works, borders are extended by mirroring, and tiles of a valid-padded model join
-exactly (the result equals one pass over the whole image).  Input images are read lazily and outputs
-are written progressively, so very large images (e.g. 8192 x 8192) need little memory.
+exactly (the result equals one pass over the whole image); a same-padded model (the default recipe's)
+takes an image that fits in memory in one pass.  Input images are read lazily and outputs are written
+progressively, so very large images (e.g. 8192 x 8192) need little memory.  Folders of small images go
+through the network in batches of same-shape images under one progress bar.  Larger than one machine:
+--dask predicts block by block on a Dask cluster into OME-Zarr (docs/cluster.md).
 
 MODEL_OR_RUN_DIR is a .safetensors model saved by biounet, or a run directory written by
 'biounet train' (containing model.safetensors).  INPUT is any number of image files (PNG, TIFF,
