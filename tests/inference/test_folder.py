@@ -77,5 +77,10 @@ def test_a_bad_image_inside_a_batch_is_skipped_or_stops_the_run(bundle: ModelBun
     assert [path.name for path, _ in done.bad] == ["im2.tif"] and "NaN" in done.bad[0][1]
     assert len(done.results) == len(plan.inputs)
     assert not (tmp_path / "out" / "im2_probabilities.tif").exists()
+    # without skip_bad the run stops, and the images that shared the batch with it leave no file behind
+    clean = plan_outputs(inputs, bundle, tmp_path / "clean", KINDS, "tif", skip_bad=True)
+    stopped = [PlannedInput(p.path, p.targets) for p in clean.inputs[:2]] + [
+        PlannedInput(folder / "im2.tif", {k: tmp_path / "clean" / f"im2_{k}.tif" for k in KINDS})]
     with pytest.raises(Exception, match="NaN"):
-        predict_files(bundle, sneaked, options)
+        predict_files(bundle, stopped, options)
+    assert not (tmp_path / "clean").exists() or list((tmp_path / "clean").iterdir()) == []

@@ -71,22 +71,25 @@ def predict_files(
     quiet = replace(options, progress=False, on_progress=None)
     with _progress(len(inputs), options.progress) as bar, ThreadPoolExecutor(1, "biounet-read") as reader:
         group: list[tuple[PlannedInput, PendingPrediction]] = []
-        with prepared(bundle.model, *_device_and_precision(quiet)) as network:
-            with torch_threads(_threads(options)):
+        with prepared(bundle.model, *_device_and_precision(quiet)) as network, torch_threads(_threads(options)):
+            try:
                 for planned, opened in _read_ahead(reader, inputs, bundle, channel_axis):
                     pending = _started(planned, opened, bundle, quiet, result, skip_bad)
                     if pending is None:
                         bar.update(1)
                         continue
                     if group and not _joins(group, pending):
-                        _run_group(group, network, result, skip_bad, on_written, bar)
-                        group = []
+                        batch, group = group, []
+                        _run_group(batch, network, result, skip_bad, on_written, bar)
                     if pending.single_pass:
                         group.append((planned, pending))
                         continue
                     _run_alone(planned, pending, options, result, skip_bad, on_written, bar)
-                if group:
-                    _run_group(group, network, result, skip_bad, on_written, bar)
+                batch, group = group, []
+                _run_group(batch, network, result, skip_bad, on_written, bar)
+            except BaseException:  # e.g. the next file is bad: the images waiting for a batch leave no file either
+                _abort_all(group)
+                raise
     return result
 
 
@@ -174,10 +177,15 @@ def _run_group(
         _abort_all(members)
         raise
     for index, (planned, pending) in enumerate(members):
-        with pending.guarded():
-            pending.run.consume([jobs[index]], {name: value[index : index + 1] for name, value in outputs.items()})
-            pending.run.finish()
-        _written(planned, pending.finish(), result, on_written, bar)
+        try:
+            with pending.guarded():
+                pending.run.consume([jobs[index]], {name: value[index : index + 1] for name, value in outputs.items()})
+                pending.run.finish()
+            outcome = pending.finish()
+        except BaseException:  # a full disk, say: this image's outputs are gone, and the rest of the batch's
+            _abort_all(members[index + 1 :])
+            raise
+        _written(planned, outcome, result, on_written, bar)
 
 
 def _run_alone(
