@@ -29,7 +29,7 @@ def _real_output(model: UNet, shape: tuple[int, ...]) -> tuple[int, ...] | None:
     x = torch.zeros(1, 1, *shape)
     try:
         with torch.inference_mode():
-            return tuple(model._forward_network(x).shape[2:])
+            return tuple(model.forward_unpadded(x).shape[2:])
     except RuntimeError:
         return None
 

@@ -22,14 +22,14 @@ from biounet.model.unet import UNet
 
 
 class SizeGeneralForward(torch.nn.Module):
-    """``UNet.forward`` written so that the tracer keeps the sizes symbolic: one trace runs at every valid size.
+    """``UNet`` without its input check and same-mode padding, so that one trace runs at every valid size.
 
-    ``UNet`` crops its skips with Python ints (``center_crop``), which a trace freezes to the traced tile,
-    so a traced network would only take that one size.  This module runs the same submodules with
-    the same weights (it owns none), but crops each skip by slicing with the traced sizes, so the
-    TorchScript and ONNX graphs of a bioimage.io package take every size ``min + n * step``.  Inputs
-    must be valid sizes that need no internal padding: for a same-padded network a multiple of
-    the total pooling factor (the package declares exactly those).  ``(B, C, *S)`` -> logits ``(B, K, *S_out)``.
+    ``UNet.forward`` checks the input with Python ints and pads a same-padded input to the pooling grid, which
+    a trace would freeze to the traced tile; the network itself (:meth:`UNet.forward_unpadded`, whose skip
+    crops keep the traced sizes) does not, so the TorchScript and ONNX graphs of a bioimage.io package take
+    every size ``min + n * step``.  Inputs must be sizes the network takes without padding: for a same-padded
+    network a multiple of the total pooling factor (the package declares exactly those).  It owns no weights.
+    ``(B, C, *S)`` -> logits ``(B, K, *S_out)``.
     """
 
     def __init__(self, net: UNet) -> None:
@@ -37,27 +37,7 @@ class SizeGeneralForward(torch.nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        x = net.encoder_first(x)
-        skips = [x]
-        for down in net.down:
-            x = down(x)
-            skips.append(x)
-        x = net.dropout(skips.pop())
-        for up in net.up:
-            y = up.up(x)
-            x = up.block(torch.cat([_crop_like(skips.pop(), y), y], dim=1))
-        return net.head(x)
-
-
-def _crop_like(skip: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """The centre of ``skip`` with the spatial size of ``like``, sliced with traced (not frozen) sizes."""
-    index: list[slice] = [slice(None), slice(None)]
-    for axis in range(2, skip.dim()):
-        n = like.shape[axis]
-        start = (skip.shape[axis] - n) // 2
-        index.append(slice(start, start + n))
-    return skip[tuple(index)]
+        return self.net.forward_unpadded(x)
 
 
 def trace_size_general(model: UNet, example: torch.Tensor) -> torch.jit.ScriptModule:

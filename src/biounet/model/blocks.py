@@ -92,11 +92,15 @@ class Up(nn.Module):
 
 
 def center_crop(x: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
-    """Crop the spatial axes of ``x`` ``(B, C, *S)`` to ``shape``, keeping the centre (the paper's skip crop)."""
+    """Crop the spatial axes of ``x`` ``(B, C, *S)`` to ``shape``, keeping the centre (the paper's skip crop).
+
+    The sizes are used as they come (no ``int()``), so a ``torch.jit.trace`` keeps them symbolic and one
+    trace of the network runs at every valid size (the bioimage.io export relies on it).
+    """
     slices = [slice(None), slice(None)]
     for size, target in zip(x.shape[2:], shape):
-        start = (int(size) - int(target)) // 2
-        slices.append(slice(start, start + int(target)))
+        start = (size - target) // 2
+        slices.append(slice(start, start + target))
     return x[tuple(slices)]
 
 

@@ -81,11 +81,12 @@ class UNet(nn.Module):
             self._check_input(x)
         if self._same:
             padded, pads = reflect_pad_to_multiple(x, self._pad_multiple)
-            logits = self._forward_network(padded)
+            logits = self.forward_unpadded(padded)
             return _unpad(logits, pads)
-        return self._forward_network(x)
+        return self.forward_unpadded(x)
 
-    def _forward_network(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_unpadded(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on ``x`` as it is: no input check, no padding to the pooling grid (sizes must fit)."""
         x = self.encoder_first(x)
         skips = [x]
         for down in self.down:
