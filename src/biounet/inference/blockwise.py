@@ -42,7 +42,7 @@ from biounet.inference.block_tasks import BlockJob, instance_block, predict_bloc
 from biounet.inference.blocks import BlockPlan, plan_blocks
 from biounet.inference.instances import instance_target
 from biounet.inference.label_merge import merge_tables
-from biounet.inference.pending import plan_tiles
+from biounet.inference.pending import plan_tiles, tiling_note
 from biounet.inference.predictor import PredictOptions, as_bundle
 from biounet.inference.sources import open_for_model
 from biounet.inference.writers import label_dtype
@@ -191,7 +191,7 @@ def _plan(
         "batch_size": int(batch), "tta": int(options.tta), "precision": precision, "device": str(device),
         "normalization": bundle.pipeline.normalization.to_dict(), "blocks": len(plan),
         "block_shape": list(plan.block_shape), "block_counts": list(plan.counts),
-        "tiling": "valid: equals a whole-image pass" if config.padding == "valid" else f"same: {options.context}",
+        "tiling": tiling_note(config, grid, options.context),
     }
     return plan, settings
 

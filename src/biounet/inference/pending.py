@@ -247,11 +247,12 @@ def _settings(
         "device": str(device),
         "threads": threads if threads is not None else torch.get_num_threads(),
         "normalization": bundle.pipeline.normalization.to_dict(),
-        "tiling": _tiling_note(config, grid, options.context),
+        "tiling": tiling_note(config, grid, options.context),
     }
 
 
-def _tiling_note(config: UNetConfig, grid: TileGrid, context: str) -> str:
+def tiling_note(config: UNetConfig, grid: TileGrid, context: str) -> str:
+    """How a prediction tiled, as its sidecar says it (valid: exact; same: one pass or halo crop)."""
     if config.padding == "valid":
         return "valid: equals a whole-image pass"
     if len(grid) == 1 and not any(axis.margin for axis in grid.axes):
@@ -316,4 +317,5 @@ def _write_sidecars(
 
 __all__ = [
     "PendingPrediction", "PredictOptions", "PredictionResult", "default_threads", "plan_tiles", "start_prediction",
+    "tiling_note",
 ]
