@@ -8,9 +8,9 @@ its time around the network unless the images are handled together:
 - images that the network takes whole (one tile, no stack axis: :attr:`PendingPrediction.single_pass`)
   and that share a shape go through the network as one batch, up to the memory budget's batch size
   (:func:`~biounet.tiling.batch_size_for`); larger images are tiled one by one as by :func:`predict_to`;
-- a reader thread opens and decodes the next images while the network runs, so decoding PNG/TIFF costs
-  no compute time; outputs are written by the main thread between batches (on 2 cores a writer thread
-  measured slower: it competes with the network's threads; see docs/speed.md);
+- a reader thread opens and decodes the next images while the network runs, so decoding PNG/TIFF
+  overlaps the network's work; outputs are written by the main thread between batches (a writer thread
+  was not tried);
 - one progress bar over the images (rate, ETA).
 
 Every output equals what :func:`~biounet.inference.predictor.predict_to` writes for the image alone (the
@@ -30,9 +30,15 @@ from typing import Any
 from biounet.errors import BiounetError
 from biounet.inference.engine import PreparedNetwork, prepared
 from biounet.inference.files import PlannedInput, open_input
-from biounet.inference.pending import PendingPrediction, PredictionResult, PredictOptions, start_prediction
+from biounet.inference.pending import (
+    PendingPrediction,
+    PredictionResult,
+    PredictOptions,
+    default_threads,
+    start_prediction,
+)
 from biounet.io.checkpoint import ModelBundle
-from biounet.runtime import torch_threads
+from biounet.runtime import resolve_device, resolve_precision, torch_threads
 
 #: Images opened ahead of the network by the reader thread (each held decoded in memory until its turn).
 READ_AHEAD = 8
@@ -230,15 +236,11 @@ def _abort_all(group: list[tuple[PlannedInput, PendingPrediction]]) -> None:
 
 
 def _device_and_precision(options: PredictOptions) -> tuple:
-    from biounet.runtime import resolve_device, resolve_precision
-
     device = resolve_device(options.device)
     return device, resolve_precision(options.precision, device)
 
 
 def _threads(options: PredictOptions) -> int | None:
-    from biounet.inference.pending import default_threads
-
     return options.num_threads if options.num_threads is not None else default_threads()
 
 
