@@ -113,7 +113,7 @@ def test_cell_settings_round_trip_typed():
     cells = CellSettings(interior_threshold=0.6, seed_distance=3.0, merge_threshold=0.5, min_size=20)
     pipeline = Pipeline(target=TargetDescription(kind="instances", style="membrane", interior_class=1, cells=cells))
     data = json.loads(json.dumps(pipeline.to_dict()))
-    assert data["schema_version"] == 2 and data["target"]["cells"]["seed_distance"] == 3.0
+    assert data["schema_version"] == SCHEMA_VERSION and data["target"]["cells"]["seed_distance"] == 3.0
     read = Pipeline.from_dict(data)
     assert read == pipeline and isinstance(read.target.cells, CellSettings)
     assert read.target.cell_settings() == cells

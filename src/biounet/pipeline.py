@@ -11,7 +11,9 @@ evaluation sidecars).
 
 The dictionary form has a ``schema_version``.  Models saved before it existed (schema 0: the same keys,
 no version) load unchanged, as do those of schema 1 (no ``target.cells``, added by schema 2: the cell
-settings of membrane models); a newer schema than this biounet knows is refused with one line.
+settings of membrane models) and schema 2 (no ``spacing`` and ``z_context``, added by schema 3: the voxel
+size of the training data and the neighbouring sections of 2.5D models); a newer schema than this biounet
+knows is refused with one line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from biounet.data.normalization import NormalizationConfig
 
 #: Version of :meth:`Pipeline.to_dict`'s layout; raise it when a field changes meaning.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Seed threshold on ``P(interior)`` and smallest seed (pixels) when neither the caller nor the model says.
 DEFAULT_SEED_THRESHOLD = 0.5
@@ -147,6 +149,13 @@ class Pipeline:
         channels: indices of the file channels the model was trained on (``None``: all).
         tile_shape: the training input tile in pixels per spatial axis (a hint for tiling).
         training: how the model was made.
+        spacing: the size of a pixel (voxel) of the training data per axis, ``(Y, X)`` or ``(Z, Y, X)``, in any
+            one unit (e.g. nm); ``None``: isotropic. Cells are made with it (distances and boundary areas in
+            these units) unless a prediction gives its own.
+        z_context: a 2.5D model: the sections on each side of a section that are its extra input channels
+            (``in_channels = (2 z_context + 1) x`` the file's channels, in the order of the sections
+            ``z - k .. z + k``, each with all its channels; mirrored at the ends of the stack); 0 for 2D and 3D
+            models.
         schema_version: the layout version of :meth:`to_dict`.
     """
 
@@ -156,6 +165,8 @@ class Pipeline:
     channels: list[int] | None = None
     tile_shape: list[int] | None = None
     training: TrainingRecord | None = None
+    spacing: list[float] | None = None
+    z_context: int = 0
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

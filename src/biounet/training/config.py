@@ -24,7 +24,7 @@ from biounet.model import UNetConfig
 from biounet.model.config import json_ready
 from biounet.training.fieldtypes import checked_values
 
-Layout = Literal["folders", "dsb"]
+Layout = Literal["folders", "dsb", "sections"]
 LossName = Literal["wce", "ce", "dice", "dice_ce"]
 OptimizerName = Literal["sgd", "adamw"]
 Schedule = Literal["cosine", "poly", "constant"]
@@ -39,8 +39,9 @@ class DataConfig:
     """Where the training data are and how masks become targets.
 
     Attributes:
-        layout: ``"folders"`` (``images`` and ``masks`` folders, paired by name) or ``"dsb"``
-            (``images`` is a DSB 2018 ``stage1_train`` folder).
+        layout: ``"folders"`` (``images`` and ``masks`` folders, paired by name), ``"dsb"``
+            (``images`` is a DSB 2018 ``stage1_train`` folder) or ``"sections"`` (one stack saved as a file
+            per section, as the ssTEM VNC stack: ``images`` is its folder; see :mod:`biounet.data.sections`).
         images, masks: training folders (``masks`` unused for ``"dsb"``).
         val_images, val_masks: a separate validation set (same layout); else a split of the training set.
         val_split: fraction of the training images held out for validation when no validation set is
@@ -53,6 +54,12 @@ class DataConfig:
             (replaced by the image's median; see :mod:`biounet.data.finite`).
         cache_weights: also keep the weight maps as ``.npy`` files in ``RUN_DIR/cache``.
         preset: name of the data preset applied (informational).
+        spacing: the size of a pixel (voxel) per spatial axis of the data, ``[Y, X]`` or ``[Z, Y, X]``, in any one
+            unit (e.g. ``[50, 4.6, 4.6]`` nm for ssTEM sections); ``None``: isotropic. A 3D network takes its
+            anisotropic layout from it (:mod:`biounet.model.anisotropy`), the weight map and the cells measure
+            distances in it, and the model saves it.
+        z_context: 2.5D input for a 2D network on a stack: the ``z_context`` sections on each side of a section
+            become extra input channels (0: plain 2D).
     """
 
     layout: Layout = "folders"
@@ -68,10 +75,18 @@ class DataConfig:
     nan_policy: str = "refuse"
     cache_weights: bool = True
     preset: str | None = None
+    spacing: list[float] | None = None
+    z_context: int = 0
 
     def __post_init__(self) -> None:
-        if self.layout not in ("folders", "dsb"):
-            raise ConfigError(f"data.layout must be 'folders' or 'dsb', not {self.layout!r}")
+        if self.layout not in ("folders", "dsb", "sections"):
+            raise ConfigError(f"data.layout must be 'folders', 'dsb' or 'sections', not {self.layout!r}")
+        if self.spacing is not None:
+            self.spacing = [float(v) for v in self.spacing]
+            if len(self.spacing) not in (2, 3) or not all(v > 0 for v in self.spacing):
+                raise ConfigError(f"data.spacing must be 2 or 3 positive sizes (Y, X or Z, Y, X), not {self.spacing}")
+        if self.z_context < 0:
+            raise ConfigError(f"data.z_context must be >= 0 sections, not {self.z_context}")
         if not 0.0 <= self.val_split < 1.0:
             raise ConfigError(f"data.val_split must be in [0, 1), not {self.val_split}")
         if not 0.0 <= self.foreground_prob <= 1.0:

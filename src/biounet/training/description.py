@@ -67,6 +67,8 @@ def describe_run(
         channel_axis=data.channel_axis,
         channels=data.channels,
         tile_shape=[int(n) for n in input_shape],
+        spacing=config.data.spacing,
+        z_context=config.data.z_context,
         training=TrainingRecord(
             recipe=config.recipe,
             steps=int(steps),
