@@ -267,9 +267,18 @@ class TrainConfig:
                 raise ConfigError(f"select_by must be one of {', '.join(choices)} for this target, "
                                   f"not {self.select_by!r}")
 
-    def spatial_tile(self) -> tuple[int, ...]:
-        """``tile_shape`` with one entry per spatial axis of the model."""
+    def spatial_tile(self, max_depth: int | None = None) -> tuple[int, ...]:
+        """``tile_shape`` per spatial axis of the model; one value for a 3D model with a 3-value ``data.spacing``
+        is shaped by :func:`biounet.model.anisotropy.anisotropic_tile` (Z at most ``max_depth`` sections)."""
         dims = self.model.spatial_dims
+        spacing = self.data.spacing
+        if len(self.tile_shape) == 1 and dims == 3 and spacing is not None and len(spacing) == 3:
+            from biounet.model.anisotropy import anisotropic_tile
+            from biounet.model.sizes import total_pool_factor
+            try:
+                return anisotropic_tile(self.tile_shape[0], spacing, total_pool_factor(self.model)[0], max_depth)
+            except ValueError as error:
+                raise ConfigError(f"tile_shape {self.tile_shape}: {error}") from None
         if len(self.tile_shape) == 1:
             return tuple(self.tile_shape) * dims
         if len(self.tile_shape) != dims:

@@ -23,6 +23,7 @@ from biounet.data.dataset import TileSampler
 from biounet.data.readers import Sample, TrainingData
 from biounet.losses import build_loss
 from biounet.model import UNet, UNetConfig, sizes
+from biounet.model.anisotropy import anisotropic_layout, is_anisotropic, is_plain_layout
 from biounet.training.averaging import build_weight_average
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.data import load_training_data
@@ -30,6 +31,7 @@ from biounet.training.distributed import (
     DistributedContext,
     GlobalBatchLoss,
     ShardedSampler,
+    adapt_config,
     main_first,
     rank_device,
     wrap_model,
@@ -78,6 +80,42 @@ class RunSetup:
     context: DistributedContext
 
 
+def prepare_config(config: TrainConfig, context: DistributedContext, device: torch.device) -> None:
+    """The run's own changes to ``config``, made before ``config.json`` is written and the run is described.
+
+    The data-parallel settings (:func:`~biounet.training.distributed.adapt_config`) and the network's layout
+    for anisotropic data (:func:`adapt_layout`), so the saved configuration and model record what trained
+    and ``--resume`` reads it back unchanged.
+    """
+    adapt_layout(config)
+    adapt_config(config, context, device)
+
+
+def adapt_layout(config: TrainConfig) -> bool:
+    """Give a 3D network for anisotropic ``data.spacing`` the pooling and kernels of that spacing; True if changed.
+
+    Only the default isotropic layout (pooling by 2, 3-voxel kernels everywhere) is replaced, by
+    :func:`biounet.model.anisotropy.anisotropic_layout` (nnU-Net's rule); an explicit layout is kept, and so
+    is the plain layout of a 2D network, of isotropic data or of data without a spacing.
+    """
+    model, spacing = config.model, config.data.spacing
+    if model.spatial_dims != 3 or spacing is None or len(spacing) != 3 or not is_anisotropic(spacing):
+        return False
+    if not is_plain_layout(model):
+        return False
+    pools, kernels = anisotropic_layout(spacing, model.depth)
+    config.model = model.replace(pool_factors=pools, kernel_sizes=kernels)
+    ratio = max(spacing) / min(spacing)
+    log.info(f"data.spacing {'x'.join(f'{v:g}' for v in spacing)} is anisotropic ({ratio:.1f}x): network pools "
+             f"{' '.join(map(_axes, pools))} and convolves {' '.join(map(_axes, kernels))} "
+             "(an axis more than 2x coarser than the finest is neither pooled nor convolved across)")
+    return True
+
+
+def _axes(values: tuple[int, ...]) -> str:
+    return "x".join(map(str, values))
+
+
 def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | None = None) -> RunSetup:
     """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler.
 
@@ -87,13 +125,14 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
     """
     context = context or DistributedContext()
     device = rank_device(context, runtime.resolve_device(config.device))
+    adapt_layout(config)  # done already by the trainer (prepare_config); here for other callers
     precision = runtime.resolve_precision(config.precision, device)
     check_training_fits(config, config.model, device, precision)  # before reading the data
     train_data, val_samples = load_training_data(config)
     target = config.data.target
     model_config = config.model.replace(in_channels=train_data.in_channels, num_classes=target.num_classes)
     check_training_fits(config, model_config, device, precision)  # with the data's channels and classes
-    input_shape = tile_shape(config, model_config)
+    input_shape = tile_shape(config, model_config, train_data)
     output_shape = sizes.output_shape(model_config, input_shape)
     if config.loss.uses_weight_map:
         started = time.perf_counter()
@@ -133,7 +172,10 @@ def plan_line(config: TrainConfig, parts: RunSetup) -> str:
     net = parts.model_config
     return (
         f"model: {net.spatial_dims}D U-Net, depth {net.depth}, base {net.base_channels}, {net.padding} padding, "
-        f"norm {net.norm}, {sum(p.numel() for p in parts.model.parameters()):,} parameters; tile "
+        f"norm {net.norm}, {sum(p.numel() for p in parts.model.parameters()):,} parameters"
+        + ("" if is_plain_layout(net) else f" (pools {' '.join(map(_axes, net.pool_factors))}, kernels "
+           f"{' '.join(map(_axes, net.kernel_sizes))})")
+        + "; tile "
         f"{'x'.join(map(str, parts.input_shape))} -> {'x'.join(map(str, parts.output_shape))}, batch "
         f"{_batch(config)}; {config.optim.name} lr {config.optim.lr:g} ({config.optim.schedule}); loss "
         f"{config.loss.name}; {parts.device.type} {parts.precision}; steps {parts.total_steps or 'until time'}"
@@ -147,9 +189,21 @@ def _batch(config: TrainConfig) -> str:
     return f"{config.batch_size} x {config.world_size} processes = {config.batch_size * config.world_size}"
 
 
-def tile_shape(config: TrainConfig, model_config: UNetConfig) -> tuple[int, ...]:
-    """``config.tile_shape`` per axis, raised to the next size the network takes (valid padding)."""
-    wanted = config.spatial_tile()
+def tile_shape(
+    config: TrainConfig, model_config: UNetConfig, train_data: TrainingData | None = None
+) -> tuple[int, ...]:
+    """``config.tile_shape`` per axis, raised to the next size the network takes (valid padding).
+
+    One value for a 3D model with a 3-value ``data.spacing``: Z about as deep as Y and X in physical size,
+    at most the thinnest training volume of ``train_data`` (:meth:`TrainConfig.spatial_tile`).
+    """
+    volumes = [s.spatial_shape[0] for s in train_data.samples] if train_data and model_config.spatial_dims == 3 else []
+    wanted = config.spatial_tile(min(volumes) if volumes else None)
+    if len(config.tile_shape) == 1 and wanted != tuple(config.tile_shape) * len(wanted):
+        spacing = "x".join(f"{v:g}" for v in config.data.spacing or ())
+        log.info(f"tile {config.tile_shape[0]} for spacing {spacing}: {_axes(wanted)} (Z about as deep as Y and X, "
+                 f"a multiple of the z pooling, at most the {min(volumes, default='?')} sections of the thinnest "
+                 "training volume)")
     if sizes.is_valid_input_shape(model_config, wanted):
         return wanted
     shape = sizes.valid_input_shape(model_config, wanted)
@@ -189,4 +243,7 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
                              weight_decay=optim.weight_decay)
 
 
-__all__ = ["RunSetup", "build_criterion", "build_optimizer", "build_run", "plan_line", "tile_shape", "total_steps"]
+__all__ = [
+    "RunSetup", "adapt_layout", "build_criterion", "build_optimizer", "build_run", "plan_line", "prepare_config",
+    "tile_shape", "total_steps",
+]

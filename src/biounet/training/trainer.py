@@ -46,7 +46,7 @@ from biounet.training.report import write_training_report
 from biounet.training.resume import capture_state, restore_state
 from biounet.training.rundir import clear_run_dir, file_log, prepare_run_dir
 from biounet.training.schedule import RunClock, lr_factor, progress_fraction
-from biounet.training.setup import RunSetup, build_run, plan_line
+from biounet.training.setup import RunSetup, build_run, plan_line, prepare_config
 from biounet.training.state import TrainingState, has_state, load_state, save_state
 from biounet.training.step import TrainingDivergedError, backward_step, forward_loss, non_finite_weight
 from biounet.training.summary import TrainingSummary
@@ -248,7 +248,7 @@ class Trainer:
         (``stopped_by`` is then ``"SIGINT"`` or ``"SIGTERM"``); see :mod:`biounet.training.interrupts`.
         """
         context, device = self.context, runtime.resolve_device(self.config.device)
-        distributed.adapt_config(self.config, context, device)
+        prepare_config(self.config, context, device)  # before config.json is written
         logs = file_log(self.run_dir) if context.is_main else contextlib.nullcontext()  # one rank writes
         with runtime.torch_threads(distributed.threads_per_rank(context, self.config.num_threads)), logs, \
                 runtime.preserved_rng_state(), distributed.process_group(context, device), \
