@@ -6,6 +6,13 @@ label map (nearest: no new label values) and weight map (linear) are each sample
 (:func:`biounet.augmentation.geometry.interpolate_planes`). Source pixels outside the image are mirrored (the paper's
 overlap-tile strategy). Only the source region under the tile is read, so huge or memory-mapped images
 are fine. Without augmentation a tile is a plain mirrored crop (no interpolation).
+
+3D stacks ``(C, Z, Y, X)`` share the in-plane mapping across sections (anisotropic data: nothing mixes
+sections except the z flip). Serial-section changes (:mod:`biounet.augmentation.sections`; off by
+default) make the mapping per section: an extra elastic jitter per section and slip/shift offsets become
+``(Z, 2, Y, X)`` coordinates, still sampled in one call per array; a missing section is set to the tile's
+mean after sampling. Label and weight use the same per-section coordinates as the image except for a
+slip, which moves the image alone.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from biounet.augmentation.geometry import (
     mirrored_crop,
 )
 from biounet.augmentation.intensity import augment_intensity
+from biounet.augmentation.sections import blank_missing, draw_sections, offset_coordinates, with_jitter
 from biounet.errors import DataError
 
 _ROT90 = np.array([[0, -1], [1, 0]], dtype=np.float64)
@@ -34,7 +42,8 @@ class Augmenter:
     Args:
         config: what to randomise; :meth:`AugmentationConfig.disabled` for plain crops.
         spatial_dims: 2 for images ``(C, Y, X)``, 3 for stacks ``(C, Z, Y, X)`` (geometry in-plane, the
-            same for every section; flips on all axes).
+            same for every section unless the config's section jitter or defects are on; flips on all
+            axes). The section options are ignored for 2D.
     """
 
     def __init__(self, config: AugmentationConfig, spatial_dims: int) -> None:
@@ -77,7 +86,8 @@ class Augmenter:
         in_shape, out_shape = self._check(image, label, weight, center, input_shape, output_shape)
         start = np.floor(np.asarray(center, dtype=np.float64) + 0.5).astype(np.intp) - in_shape // 2
         offset = (in_shape - out_shape) // 2
-        if augment and self.config.changes_geometry:
+        sections = self.spatial_dims == 3 and self.config.changes_sections
+        if augment and (self.config.changes_geometry or sections):
             tiles = self._transformed_tiles(image, label, weight, start, offset, in_shape, out_shape, rng)
         else:
             tiles = (
@@ -105,32 +115,26 @@ class Augmenter:
         out_shape: np.ndarray,
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Draw one random mapping and sample image, label and weight through it."""
-        config = self.config
+        """Draw one random mapping (and per-section changes) and sample image, label and weight through it."""
         plane_shape = tuple(int(n) for n in in_shape[-2:])
-        flips = rng.random(self.spatial_dims) < 0.5 if config.flip else np.zeros(self.spatial_dims, dtype=bool)
-        quarter_turns = int(rng.integers(4)) if config.rotate90 else 0
-        angle = rng.uniform(0.0, 2.0 * math.pi) if config.rotate else 0.0
-        zoom = rng.uniform(*config.scale) if config.scale != (1.0, 1.0) else 1.0
-        displacement = None
-        if config.elastic and config.elastic_std > 0:
-            displacement = elastic_displacement(plane_shape, rng, config.elastic_grid, config.elastic_std)
-
-        matrix = np.linalg.matrix_power(_ROT90, quarter_turns) @ np.diag(np.where(flips[-2:], -1.0, 1.0))
-        matrix = rotation_matrix(angle) @ matrix / zoom
-        # Flips and quarter turns alone map pixels to pixels: then gather instead of interpolating.
-        integral = None if displacement is None and angle == 0.0 and zoom == 1.0 else False
-        coords = plane_coordinates(start[-2:], plane_shape, matrix, displacement)
+        matrix, displacement, flips, integral = self._draw_mapping(plane_shape, rng)
+        sections = None
+        if self.spatial_dims == 3 and self.config.changes_sections:
+            sections = draw_sections(self.config, int(in_shape[0]), plane_shape, rng)
+            integral = False if sections.jitter is not None else integral
+        coords = plane_coordinates(start[-2:], plane_shape, matrix, with_jitter(displacement, sections))
         lead = []
         if self.spatial_dims == 3:
             z = np.arange(start[0], start[0] + in_shape[0])
             lead = [z[::-1] if flips[0] else z]
-
+        image_coords = offset_coordinates(coords, matrix, sections, image=True)
         image_tile = interpolate_planes(
-            image, coords, 3, lead_indices=lead, integral=integral, dtype=np.float32, cubic=config.image_interpolation
+            image, image_coords, 3, lead_indices=lead, integral=integral, dtype=np.float32,
+            cubic=self.config.image_interpolation,
         )
+        blank_missing(image_tile, sections)
         window = tuple(slice(int(o), int(o + n)) for o, n in zip(offset, out_shape))
-        out_coords = coords[(slice(None), *window[-2:])]
+        out_coords = _window_coordinates(offset_coordinates(coords, matrix, sections, image=False), window)
         out_lead = [index[window[0]] for index in lead]
         label_tile = weight_tile = None
         if label is not None:
@@ -140,6 +144,29 @@ class Augmenter:
                 weight, out_coords, 1, lead_indices=out_lead, integral=integral, dtype=np.float32
             )
         return image_tile, label_tile, weight_tile
+
+    def _draw_mapping(
+        self, plane_shape: tuple[int, int], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, bool | None]:
+        """Draw the tile's shared in-plane mapping.
+
+        Returns:
+            ``(2, 2)`` linear map (tile frame to source frame), the ``(2, Y, X)`` elastic displacement in
+            pixels (None when off), the ``(spatial_dims,)`` bool flips, and ``None`` when the mapping may
+            map pixels to pixels (flips and quarter turns only: then pixels are gathered) else False.
+        """
+        config = self.config
+        flips = rng.random(self.spatial_dims) < 0.5 if config.flip else np.zeros(self.spatial_dims, dtype=bool)
+        quarter_turns = int(rng.integers(4)) if config.rotate90 else 0
+        angle = rng.uniform(0.0, 2.0 * math.pi) if config.rotate else 0.0
+        zoom = rng.uniform(*config.scale) if config.scale != (1.0, 1.0) else 1.0
+        displacement = None
+        if config.elastic and config.elastic_std > 0:
+            displacement = elastic_displacement(plane_shape, rng, config.elastic_grid, config.elastic_std)
+        matrix = np.linalg.matrix_power(_ROT90, quarter_turns) @ np.diag(np.where(flips[-2:], -1.0, 1.0))
+        matrix = rotation_matrix(angle) @ matrix / zoom
+        integral = None if displacement is None and angle == 0.0 and zoom == 1.0 else False
+        return matrix, displacement, flips, integral
 
     def _check(
         self,
@@ -167,6 +194,13 @@ class Augmenter:
         return in_shape, out_shape
 
 
+def _window_coordinates(coords: np.ndarray, window: tuple[slice, ...]) -> np.ndarray:
+    """The output tile's part of ``coords`` ``(2, Y, X)`` or ``(Z, 2, Y, X)``; ``window``: a slice per spatial axis."""
+    if coords.ndim == 4:
+        return coords[window[0], :, window[-2], window[-1]]
+    return coords[:, window[-2], window[-1]]
+
+
 def rotation_matrix(angle: float) -> np.ndarray:
     """``(2, 2)`` rotation by ``angle`` radians in the (y, x) plane."""
     if angle == 0.0:
@@ -178,21 +212,24 @@ def rotation_matrix(angle: float) -> np.ndarray:
 def plane_coordinates(
     start: Sequence[int], shape: Sequence[int], matrix: np.ndarray, displacement: np.ndarray | None = None
 ) -> np.ndarray:
-    """Source coordinates ``(2, Y, X)`` of a tile of ``shape`` whose identity placement starts at ``start``.
+    """Source coordinates ``(*D, 2, Y, X)`` of a tile of ``shape`` whose identity placement starts at ``start``.
 
     ``source = centre + matrix @ (q + displacement(q))``, where ``q`` is the pixel's offset (pixels) from
     the tile's geometric centre and ``centre = start + (shape - 1) / 2``: flips and rotations turn the tile
     about its own centre, and ``matrix = identity`` with no displacement gives ``start + index``.
+    ``displacement`` is ``(*D, 2, Y, X)`` pixels in the tile frame: ``(2, Y, X)`` shared, or one field per
+    section ``(Z, 2, Y, X)`` (then the coordinates are per section too); ``D`` is empty without one.
     """
     height, width = (int(n) for n in shape)
     centre = np.asarray(start, dtype=np.float64) + (np.array([height, width]) - 1.0) / 2.0
     qy = (np.arange(height) - (height - 1) / 2.0)[:, None]
     qx = (np.arange(width) - (width - 1) / 2.0)[None, :]
     if displacement is not None:
-        qy, qx = qy + displacement[0], qx + displacement[1]
-    coords = np.empty((2, height, width))
-    coords[0] = centre[0] + matrix[0, 0] * qy + matrix[0, 1] * qx
-    coords[1] = centre[1] + matrix[1, 0] * qy + matrix[1, 1] * qx
+        qy, qx = qy + displacement[..., 0, :, :], qx + displacement[..., 1, :, :]
+    shape = np.broadcast_shapes(np.shape(qy), np.shape(qx))
+    coords = np.empty((*shape[:-2], 2, height, width))
+    coords[..., 0, :, :] = centre[0] + matrix[0, 0] * qy + matrix[0, 1] * qx
+    coords[..., 1, :, :] = centre[1] + matrix[1, 0] * qy + matrix[1, 1] * qx
     return coords
 
 

@@ -117,12 +117,15 @@ def interpolate_planes(
     dtype: np.dtype | type | None = None,
     cubic: CubicKernel = "bicubic",
 ) -> np.ndarray:
-    """Sample every plane of ``array`` at the same in-plane coordinates, mirroring outside the array.
+    """Sample every plane of ``array`` at in-plane coordinates, mirroring outside the array.
 
     Args:
         array: ``(*L, *P, Y, X)``: leading axes ``L`` are kept whole, the axes ``P`` (e.g. Z) are gathered
             with ``lead_indices`` and the last two axes are interpolated.
-        coords: ``(2, H, W)`` float source coordinates (y, x) in pixels for every output pixel.
+        coords: float source coordinates (y, x) in pixels for every output pixel: ``(2, H, W)``, the same
+            for every plane, or ``(N, 2, H, W)``, one set per entry of the last lead index vector (per
+            section of a stack, ``N == len(lead_indices[-1])``), so sections deformed or shifted each
+            their own way are still sampled in one call.
         order: 0 nearest (exact: label maps keep their values), 1 linear or 3 cubic.
         lead_indices: one integer index vector per axis of ``P`` (mirrored into range).
         integral: whether ``coords`` hold integers only (then pixels are gathered, no interpolation);
@@ -136,56 +139,75 @@ def interpolate_planes(
     Returns:
         ``(*L, *[len(i) for i in lead_indices], H, W)``.
     """
-    coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim != 3 or coords.shape[0] != 2:
-        raise ValueError(f"coords must have shape (2, H, W), not {coords.shape}")
-    if order not in (0, 1, 3):
-        raise ValueError(f"order must be 0, 1 or 3, not {order}")
-    if cubic not in ("bicubic", "spline"):
-        raise ValueError(f"cubic must be 'bicubic' or 'spline', not {cubic!r}")
+    coords = _check_coords(coords, order, cubic, lead_indices)
+    per_plane = coords.ndim == 4
+    flat = np.moveaxis(coords, -3, 0).reshape(2, -1)
     if integral is None:
         integral = bool(np.array_equal(coords, np.rint(coords)))
     if order == 0 or integral:
         pixel = np.rint(coords).astype(np.intp)
-        low = pixel.reshape(2, -1).min(axis=1)
-        high = pixel.reshape(2, -1).max(axis=1) + 1
+        low = flat.min(axis=1).round().astype(np.intp)
+        high = flat.max(axis=1).round().astype(np.intp) + 1
         box = take_mirrored(array, [*lead_indices, *(np.arange(a, b) for a, b in zip(low, high))])
-        out = box[..., pixel[0] - low[0], pixel[1] - low[1]]
+        rows, cols = pixel[..., 0, :, :] - low[0], pixel[..., 1, :, :] - low[1]
+        out = box[..., np.arange(len(coords))[:, None, None], rows, cols] if per_plane else box[..., rows, cols]
         return out if dtype is None else out.astype(dtype, copy=False)
 
     spline = order == 3 and cubic == "spline"
     margin = SPLINE_MARGIN if spline else order
-    low = np.floor(coords.reshape(2, -1).min(axis=1)).astype(np.intp) - margin
-    high = np.floor(coords.reshape(2, -1).max(axis=1)).astype(np.intp) + margin + 2
+    low = np.floor(flat.min(axis=1)).astype(np.intp) - margin
+    high = np.floor(flat.max(axis=1)).astype(np.intp) + margin + 2
     box = take_mirrored(array, [*lead_indices, *(np.arange(a, b) for a, b in zip(low, high))])
     local = coords - low[:, None, None]
-    planes = box.reshape((-1, *box.shape[-2:]))
     sampler = _sample_spline if spline else _sample_torch
-    out = sampler(planes, local, order)
-    return out.reshape((*box.shape[:-2], *coords.shape[1:])).astype(dtype or np.float32, copy=False)
+    if not per_plane:
+        out = sampler(box.reshape((1, -1, *box.shape[-2:])), local[None], order)[0]
+        return out.reshape((*box.shape[:-2], *coords.shape[-2:])).astype(dtype or np.float32, copy=False)
+    # One batch entry per section: (N, M, h, w) with M the planes sharing that section's coordinates.
+    planes = np.moveaxis(box, -3, 0).reshape((len(coords), -1, *box.shape[-2:]))
+    out = np.moveaxis(sampler(planes, local, order), 0, -3)
+    return out.reshape((*box.shape[:-2], *coords.shape[-2:])).astype(dtype or np.float32, copy=False)
+
+
+def _check_coords(
+    coords: np.ndarray, order: int, cubic: str, lead_indices: Sequence[np.ndarray]
+) -> np.ndarray:
+    """``coords`` as float64, after checking its shape and the interpolation settings (one-line ValueErrors)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim not in (3, 4) or coords.shape[-3] != 2:
+        raise ValueError(f"coords must have shape (2, H, W) or (N, 2, H, W), not {coords.shape}")
+    if coords.ndim == 4 and (not lead_indices or len(lead_indices[-1]) != len(coords)):
+        raise ValueError(f"per-plane coords {coords.shape} need a last lead index vector of length {len(coords)}")
+    if order not in (0, 1, 3):
+        raise ValueError(f"order must be 0, 1 or 3, not {order}")
+    if cubic not in ("bicubic", "spline"):
+        raise ValueError(f"cubic must be 'bicubic' or 'spline', not {cubic!r}")
+    return coords
 
 
 def _sample_torch(planes: np.ndarray, local: np.ndarray, order: int) -> np.ndarray:
-    """Bilinear or bicubic (Keys) samples ``(N, H, W)`` float32 of ``planes`` ``(N, h, w)`` at ``local`` ``(2, H, W)``.
+    """Bilinear or bicubic (Keys) samples ``(B, M, H, W)`` float32 of ``planes`` ``(B, M, h, w)`` at ``local``.
 
-    ``local`` must lie at least ``order`` pixels inside the planes (the caller crops with a margin), so
-    the padding mode never matters.
+    ``local`` is ``(B, 2, H, W)``: one coordinate set per batch entry, shared by its ``M`` planes. It must
+    lie at least ``order`` pixels inside the planes (the caller crops with a margin), so the padding
+    mode never matters.
     """
     height, width = planes.shape[-2:]
-    grid = np.empty((1, *local.shape[1:], 2), dtype=np.float32)
-    grid[0, ..., 0] = local[1] * (2.0 / (width - 1)) - 1.0
-    grid[0, ..., 1] = local[0] * (2.0 / (height - 1)) - 1.0
-    source = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))[None]
+    grid = np.empty((local.shape[0], *local.shape[-2:], 2), dtype=np.float32)
+    grid[..., 0] = local[:, 1] * (2.0 / (width - 1)) - 1.0
+    grid[..., 1] = local[:, 0] * (2.0 / (height - 1)) - 1.0
+    source = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))
     mode = "bilinear" if order == 1 else "bicubic"
     with torch.no_grad():
         out = F.grid_sample(source, torch.from_numpy(grid), mode=mode, padding_mode="border", align_corners=True)
-    return out[0].numpy()
+    return out.numpy()
 
 
 def _sample_spline(planes: np.ndarray, local: np.ndarray, order: int) -> np.ndarray:
-    """Spline samples ``(N, H, W)`` float32 of ``planes`` ``(N, h, w)`` at ``local`` ``(2, H, W)`` (SciPy)."""
-    out = np.empty((planes.shape[0], *local.shape[1:]), dtype=np.float32)
-    for plane, result in zip(planes, out):
-        coefficients = ndi.spline_filter(plane.astype(np.float64), order=order, mode="mirror")
-        ndi.map_coordinates(coefficients, local, output=result, order=order, mode="mirror", prefilter=False)
+    """Spline samples ``(B, M, H, W)`` float32 of ``planes`` ``(B, M, h, w)`` at ``local`` ``(B, 2, H, W)`` (SciPy)."""
+    out = np.empty((*planes.shape[:2], *local.shape[-2:]), dtype=np.float32)
+    for batch, where, result in zip(planes, local, out):
+        for plane, plane_result in zip(batch, result):
+            coefficients = ndi.spline_filter(plane.astype(np.float64), order=order, mode="mirror")
+            ndi.map_coordinates(coefficients, where, output=plane_result, order=order, mode="mirror", prefilter=False)
     return out
