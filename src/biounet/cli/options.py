@@ -56,3 +56,25 @@ def threshold(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1), not {text}")
     return value
+
+
+def spacing(text: str) -> list[float]:
+    """``--spacing``: the size of a voxel ``Z,Y,X`` or a pixel ``Y,X``, positive numbers in any one unit."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3) or not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"takes 2 or 3 positive sizes Z,Y,X or Y,X (e.g. 50,4.6,4.6), not {text!r}")
+    return values
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text!r}")
+    return value
