@@ -24,8 +24,7 @@ import torch
 
 from biounet.data.finite import TileGuard
 from biounet.data.normalization import NormalizationConfig, apply_normalization, image_statistics
-from biounet.inference.cells import cells_from_membranes
-from biounet.inference.instances import InstanceTarget, instances_from_interior
+from biounet.inference.instances import InstanceTarget, run_labels
 from biounet.inference.sources import ChannelFirstView
 from biounet.inference.tta import averaged_outputs
 from biounet.inference.writers import Writer, encode_probabilities
@@ -101,7 +100,8 @@ class TiledRun:
         if self.stats is not None:
             return
         t = time.perf_counter()
-        self.stats = image_statistics(self.source, normalization)
+        statistics = getattr(self.source, "statistics", None)  # a 2.5D view: the stack's, per section
+        self.stats = statistics(normalization) if statistics else image_statistics(self.source, normalization)
         self.source.release()
         self.timings["statistics_s"] += time.perf_counter() - t
 
@@ -190,17 +190,8 @@ class TiledRun:
             return
         t = time.perf_counter()
         writer = self.writers["instances"]
-        for stack_index in np.ndindex(*self.stack):
-            if self.target.cells is not None:
-                labels = cells_from_membranes(self.interior[stack_index], self.target.cells)
-            else:
-                labels = instances_from_interior(
-                    self.interior[stack_index],
-                    self.foreground[stack_index],
-                    threshold=self.target.threshold,
-                    min_size=self.target.min_size,
-                )
-            writer.write(tuple(stack_index), labels)
+        for key, labels in run_labels(self.interior, self.foreground, self.target, len(self.stack)):
+            writer.write(key, labels)
         self.timings["instances_s"] += time.perf_counter() - t
 
 

@@ -64,15 +64,17 @@ def open_input(path: Path, bundle: ModelBundle, channel_axis: str | None = None)
     ``"auto"`` when the file does not fit it.
     """
     hint = bundle.pipeline.channel_axis if channel_axis is None else None
-    channels = bundle.pipeline.channels
+    channels, z = bundle.pipeline.channels, bundle.pipeline.z_context
     try:
         return open_for_model(
-            path, bundle.config, channel_axis=channel_axis or hint or "auto", allow_stack=True, channels=channels
+            path, bundle.config, channel_axis=channel_axis or hint or "auto", allow_stack=True, channels=channels,
+            z_context=z,
         )
     except DataError:
         if not hint:
             raise
-        return open_for_model(path, bundle.config, channel_axis="auto", allow_stack=True, channels=channels)
+        return open_for_model(path, bundle.config, channel_axis="auto", allow_stack=True, channels=channels,
+                              z_context=z)
 
 
 def output_stem(path: Path) -> str:

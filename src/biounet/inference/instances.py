@@ -16,7 +16,7 @@ predictor computes them from the full-resolution interior probability once the t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from biounet.errors import DataError
+from biounet.inference.cells import cells_from_membranes
 from biounet.pipeline import DEFAULT_MIN_SEED_SIZE as DEFAULT_MIN_SIZE
 from biounet.pipeline import CellSettings
 
@@ -97,6 +98,16 @@ def instances_from_interior(
     return labels
 
 
+def relative_to_pixel(spacing: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:
+    """:func:`biounet.model.anisotropy.relative_spacing`, imported only when there is a spacing (the model
+    package imports torch; this module stays NumPy-only without one)."""
+    if spacing is None:
+        return None
+    from biounet.model.anisotropy import relative_spacing
+
+    return relative_spacing(spacing, ndim)
+
+
 def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Remove components under ``min_size`` pixels and renumber the rest 1..n (NumPy, no Python loop)."""
     counts = np.bincount(labels.ravel())
@@ -118,6 +129,11 @@ class InstanceTarget:
         min_size: seeds smaller than this many pixels are dropped.
         cells: membrane models: the settings of :func:`~biounet.inference.cells.cells_from_membranes`,
             which then makes the instances (every pixel a cell); ``None`` for touching objects.
+        spacing: the data's voxel size ``(Y, X)`` or ``(Z, Y, X)`` in any unit (given at prediction, else the
+            model's ``Pipeline.spacing``; ``None``: isotropic).  The cells' distance transform and boundary
+            areas use it (:func:`~biounet.model.anisotropy.relative_spacing`); a 3-value spacing makes a 2D
+            model's cells on a stack in 3D (:func:`run_labels`).  The touching objects' watershed has no
+            distance transform and does not use it.
     """
 
     interior_class: int
@@ -125,16 +141,52 @@ class InstanceTarget:
     threshold: float
     min_size: int
     cells: CellSettings | None = None
+    spacing: tuple[float, ...] | None = None
+
+    def cells_in_3d(self, stack_axes: int, spatial_dims: int) -> bool:
+        """Whether the cells of a prediction are made over the whole volume: a 3D model's, or a 2D model's on a
+        stack (``stack_axes == 1``) with a 3-value spacing (neurons continue across sections)."""
+        if self.cells is None:
+            return False
+        return spatial_dims == 3 or (stack_axes == 1 and self.spacing is not None and len(self.spacing) == 3)
+
+
+def run_labels(
+    interior: np.ndarray, foreground: np.ndarray, target: InstanceTarget, stack_axes: int
+) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    """The instances of a prediction ``(*stack, *S)`` as ``(key, labels)`` pieces of its output.
+
+    Membrane models' cells are made once over the whole ``(Z, Y, X)`` when :meth:`InstanceTarget.cells_in_3d`
+    (key ``()``), with the spacing relative to the in-plane pixel; otherwise every image of the stack on its
+    own (key: its stack index), cells with the in-plane spacing, touching objects by the seeded watershed.
+    """
+    spatial_dims = interior.ndim - stack_axes
+    if target.cells_in_3d(stack_axes, spatial_dims):
+        yield (), cells_from_membranes(interior, target.cells, spacing=relative_to_pixel(target.spacing, 3))
+        return
+    for index in np.ndindex(*interior.shape[:stack_axes]):
+        if target.cells is not None:
+            spacing = relative_to_pixel(target.spacing, spatial_dims)
+            labels = cells_from_membranes(interior[index], target.cells, spacing=spacing)
+        else:
+            labels = instances_from_interior(
+                interior[index], foreground[index], threshold=target.threshold, min_size=target.min_size
+            )
+        yield tuple(int(i) for i in index), labels
 
 
 def instance_target(
-    bundle: ModelBundle, threshold: float | None = None, min_size: int | None = None
+    bundle: ModelBundle,
+    threshold: float | None = None,
+    min_size: int | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> InstanceTarget:
     """The instance settings of ``bundle``: classes from its pipeline target, seeds as given,
     else the model's (chosen by training on its validation images), else 0.5 and 8 pixels.
 
     A membrane model (target style ``"membrane"``) also gets its cell settings (the model's, else the
-    defaults at its threshold; a given ``threshold`` replaces the interior threshold).
+    defaults at its threshold; a given ``threshold`` replaces the interior threshold).  ``spacing``
+    (``(Y, X)`` or ``(Z, Y, X)``) replaces the model's ``Pipeline.spacing`` (see :func:`prediction_spacing`).
 
     Raises :class:`~biounet.errors.DataError` naming the model when it was not trained for instances.
     """
@@ -152,4 +204,22 @@ def instance_target(
         raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
     cells = target.cell_settings(threshold) if target.style == "membrane" else None
     threshold, min_size = target.seed_settings(threshold, min_size)
-    return InstanceTarget(interior, foreground, threshold, min_size, cells)
+    used = prediction_spacing(bundle, spacing)
+    return InstanceTarget(interior, foreground, threshold, min_size, cells, used)
+
+
+def prediction_spacing(bundle: ModelBundle, spacing: Sequence[float] | None = None) -> tuple[float, ...] | None:
+    """The spacing a prediction with ``bundle`` uses: ``spacing`` if given, else the model's ``Pipeline.spacing``.
+
+    Raises :class:`~biounet.errors.DataError` (one line) for non-positive sizes, a count other than 2 or 3,
+    or 2 values for a 3D model.
+    """
+    chosen = spacing if spacing is not None else bundle.pipeline.spacing
+    if chosen is None:
+        return None
+    where = f"{bundle.path}: " if bundle.path else ""
+    try:
+        relative_to_pixel(chosen, bundle.config.spatial_dims)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{where}{error}") from None
+    return tuple(float(v) for v in chosen)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biounet.inference.cells import cells_from_membranes
-from biounet.inference.instances import InstanceTarget, instances_from_interior
+from biounet.inference.instances import InstanceTarget, instances_from_interior, relative_to_pixel
 
 
 @dataclass
@@ -47,7 +47,7 @@ class BlockLabels:
 def instance_step(interior: np.ndarray, foreground: np.ndarray | None, target: InstanceTarget) -> np.ndarray:
     """The predictor's instance step on ``interior`` ``(*S)`` float32 (and ``foreground`` bool): int32 labels."""
     if target.cells is not None:
-        return cells_from_membranes(interior, target.cells)
+        return cells_from_membranes(interior, target.cells, spacing=relative_to_pixel(target.spacing, interior.ndim))
     return instances_from_interior(interior, foreground, threshold=target.threshold, min_size=target.min_size)
 
 

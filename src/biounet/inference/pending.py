@@ -24,7 +24,7 @@ import torch
 
 from biounet.data.finite import TileGuard
 from biounet.inference.engine import TiledRun
-from biounet.inference.instances import InstanceTarget, instance_target
+from biounet.inference.instances import InstanceTarget, instance_target, prediction_spacing
 from biounet.inference.outputs import OUTPUT_KINDS, PROBABILITY_DTYPES
 from biounet.inference.sidecar import build_sidecar, write_sidecar
 from biounet.inference.sources import ChannelFirstView
@@ -63,6 +63,10 @@ class PredictOptions:
             receptive field, 112 px: kept centres equal a whole-image pass); see :mod:`biounet.tiling.grid`.
         on_progress: called as ``on_progress(done, total)`` (tiles) after every batch, for a GUI's bar;
             an exception it raises (a cancel button's) stops the prediction, and no output is left behind.
+        spacing: the image's voxel size ``(Y, X)`` or ``(Z, Y, X)`` in any unit, replacing the model's
+            ``Pipeline.spacing`` (``None``: the model's).  Used by the cells of membrane models: a 3D model's
+            in 3D with it; a 2D or 2.5D model's on a stack in 3D when it has 3 values, else per section
+            (:func:`~biounet.inference.instances.run_labels`).  The sidecar records the spacing used.
     """
 
     tile_size: int | Sequence[int] | None = None
@@ -79,6 +83,7 @@ class PredictOptions:
     description: str = "predict"
     context: str = "halo"
     on_progress: Callable[[int, int], None] | None = None
+    spacing: Sequence[float] | None = None
 
 
 @dataclass
@@ -164,7 +169,8 @@ def start_prediction(
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
     transforms = tta_transforms(options.tta, config)
-    target = instance_target(bundle, options.threshold, options.min_size) if "instances" in kinds else None
+    spacing = prediction_spacing(bundle, options.spacing)
+    target = instance_target(bundle, options.threshold, options.min_size, spacing) if "instances" in kinds else None
 
     grid, batch_size = plan_tiles(config, spatial, options, precision, device)
     threads = options.num_threads if options.num_threads is not None else default_threads()
@@ -248,6 +254,8 @@ def _settings(
         "threads": threads if threads is not None else torch.get_num_threads(),
         "normalization": bundle.pipeline.normalization.to_dict(),
         "tiling": tiling_note(config, grid, options.context),
+        "z_context": int(bundle.pipeline.z_context),
+        "spacing": list(prediction_spacing(bundle, options.spacing) or []) or None,
     }
 
 
@@ -300,6 +308,8 @@ def _write_sidecars(
             settings.update(threshold=instances.threshold, min_size=instances.min_size)
             if instances.cells is not None:
                 settings["cells"] = dataclasses.asdict(instances.cells)
+                d = len(result.grid.image_shape)
+                settings["cells_in_3d"] = instances.cells_in_3d(source.ndim - 1 - d, d)
         paths = written if isinstance(written, list) else [written]
         for path in paths:
             content = build_sidecar(

@@ -129,19 +129,24 @@ def predict(
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
-    channels = bundle.pipeline.channels
+    channels, z = bundle.pipeline.channels, bundle.pipeline.z_context
     hint = bundle.pipeline.channel_axis if channel_axis == "auto" and channels else None
     if isinstance(image, (str, os.PathLike)):
         try:  # the training data's channel axis first, as biounet predict does, then "auto"
-            source, info = open_for_model(image, bundle.config, channel_axis=hint or channel_axis, channels=channels)
+            source, info = open_for_model(
+                image, bundle.config, channel_axis=hint or channel_axis, channels=channels, z_context=z
+            )
         except DataError:
             if not hint:
                 raise
-            source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)
+            source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels,
+                                          z_context=z)
     else:
         if hint and np.ndim(image) != bundle.config.spatial_dims + 1:
             hint = None  # an array without a channel axis (a grey (Y, X) image for an RGB-trained model's channel 0)
-        source, info = source_for_array(image, bundle.config, channel_axis=hint or channel_axis, channels=channels)
+        source, info = source_for_array(
+            image, bundle.config, channel_axis=hint or channel_axis, channels=channels, z_context=z
+        )
     result = predict_to(bundle, source, {output: out}, options, image_info=info)
     return result.outputs[output]
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from biounet.errors import DataError
+from biounet.inference.sections import file_config, with_z_context
 from biounet.model.config import UNetConfig
 
 CHANNEL_AXIS_CHOICES = ("auto", "first", "last", "none")
@@ -171,12 +172,18 @@ def source_for_array(
     channels_last_format: bool = False,
     name: str = "image",
     channels: Sequence[int] | None = None,
+    z_context: int = 0,
 ) -> tuple[ChannelFirstView, dict[str, Any]]:
     """The lazy ``(C, *stack, *S)`` view of ``array`` for ``config``, and a description for the sidecar.
 
     ``channels``: the file channels the model was trained on (the pipeline's ``"channels"``, e.g. ``[0]``
     of an RGBA image); taken along ``channel_axis`` (``"first"``/``"last"``) when the image has more.
+    ``z_context``: a 2.5D model's (``Pipeline.z_context``): ``array`` must be a stack with
+    ``in_channels / (2 z_context + 1)`` channels, returned as a
+    :class:`~biounet.inference.sections.SectionContextView` (each section with its neighbours as channels).
     """
+    config = file_config(config, z_context, name)
+    allow_stack = allow_stack or z_context > 0
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         array = np.asarray(array)
     array = select_channels(array, config, channel_axis, channels_last_format, channels)
@@ -197,7 +204,8 @@ def source_for_array(
         "channel_axis": layout.channel_axis,
         "stack_axes": layout.stack_axes,
     }
-    return ChannelFirstView(array, layout.channel_axis), info
+    view = ChannelFirstView(array, layout.channel_axis)
+    return with_z_context(view, info, z_context, name)
 
 
 def select_channels(
@@ -229,24 +237,26 @@ def open_for_model(
     channel_axis: str | int | None = "auto",
     allow_stack: bool = False,
     channels: Sequence[int] | None = None,
+    z_context: int = 0,
 ) -> tuple[ChannelFirstView, dict[str, Any]]:
     """Open an image file lazily (:func:`biounet.io.images.open_image`) as a source for ``config``.
 
     PNG/JPEG store channels last; a grey image stored as RGB(A) (R = G = B) feeds a single-channel
     model with its first channel.  Raises :class:`~biounet.errors.ImageReadError` for unreadable files
-    and :class:`DataError` for images that do not fit the model, naming the file.
+    and :class:`DataError` for images that do not fit the model, naming the file.  ``z_context``: a 2.5D
+    model's, see :func:`source_for_array`.
     """
     from biounet.io.images import PIL_SUFFIXES, image_suffix, open_image
 
     array = open_image(path)
     pil = image_suffix(path) in PIL_SUFFIXES
-    if pil and config.in_channels == 1 and channel_axis in ("auto", None):
+    if pil and config.in_channels == 1 and not z_context and channel_axis in ("auto", None):
         grey = grey_from_rgb(np.asarray(array))
         if grey is not None:
             array = grey
     source, info = source_for_array(
         array, config, channel_axis=channel_axis, allow_stack=allow_stack, channels_last_format=pil, name=str(path),
-        channels=channels,
+        channels=channels, z_context=z_context,
     )
     info["path"] = str(path)
     return source, info
