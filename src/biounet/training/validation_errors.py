@@ -33,12 +33,14 @@ def worst_images(
     metrics: dict[str, float],
     main: str,
     count: int = WORST_IMAGES,
+    spacing: Sequence[float] | None = None,
 ) -> list[ErrorPanel]:
     """The ``count`` worst images by ``main`` as :class:`~biounet.report.ErrorPanel` pictures of their errors.
 
     Their instances are made again at the chosen settings (``count`` watersheds, beside the grid's many;
     membranes: the cells of ``biounet predict --output instances``) and classified by
-    :func:`~biounet.metrics.errors.instance_errors` (missed, false, merged, split).
+    :func:`~biounet.metrics.errors.instance_errors` (missed, false, merged, split). ``spacing``: the data's
+    (``data.spacing``), for the membranes' cells.
     """
     from biounet.metrics.errors import instance_errors
     from biounet.report import ErrorPanel
@@ -49,7 +51,7 @@ def worst_images(
     panels = []
     for index in order[: min(count, len(samples))]:
         sample = samples[int(index)]
-        instances = instances_at_settings(probabilities[index], target, metrics)
+        instances = instances_at_settings(probabilities[index], target, metrics, spacing)
         errors = instance_errors(sample.target.instances, instances)
         counts = ", ".join(f"{n} {k}" for k, n in errors.counts().items())
         panels.append(ErrorPanel(
@@ -61,15 +63,20 @@ def worst_images(
     return panels
 
 
-def instances_at_settings(probabilities: np.ndarray, target: TargetConfig, metrics: dict[str, float]) -> np.ndarray:
-    """``(*S)`` instances of ``(K, *S)`` probabilities at the settings validation chose (in ``metrics``)."""
+def instances_at_settings(
+    probabilities: np.ndarray, target: TargetConfig, metrics: dict[str, float], spacing: Sequence[float] | None = None
+) -> np.ndarray:
+    """``(*S)`` instances of ``(K, *S)`` probabilities at the settings validation chose (in ``metrics``);
+    membranes' cells measured in ``spacing`` (``data.spacing``, normalised to the in-plane pixel)."""
     if target.style == "membrane":
         from biounet.inference.cells import cells_from_membranes
+        from biounet.model.anisotropy import relative_spacing
         from biounet.pipeline import CellSettings
 
         keys = ("interior_threshold", "seed_distance", "merge_threshold")
         chosen = {k: float(metrics[f"cells_{k}"]) for k in keys if f"cells_{k}" in metrics}
-        return cells_from_membranes(probabilities[target.interior_class], CellSettings(**chosen))
+        interior = probabilities[target.interior_class]
+        return cells_from_membranes(interior, CellSettings(**chosen), relative_spacing(spacing, interior.ndim))
     from biounet.inference.instances import instances_from_probabilities
 
     return instances_from_probabilities(probabilities, target.interior_class, target.foreground_classes,
