@@ -213,7 +213,7 @@ class Trainer:
         try:
             result = validate(self.kept_model, parts.val_samples, config.data.target, precision=parts.precision,
                               batch_size=config.val_batch_size, num_threads=config.num_threads,
-                              select_by=config.select_by)
+                              select_by=config.select_by, spacing=config.data.spacing)
         finally:  # the predictor restores the contiguous format; training may use channels_last
             self.kept_model.to(memory_format=parts.memory_format)
         self.last_validation = result
