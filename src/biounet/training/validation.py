@@ -146,9 +146,10 @@ def validate(
     batch_size: int | None = None,
     num_threads: int | None = None,
     select_by: str | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> ValidationResult:
     """Predict every validation image whole and score it (see the module docstring); ``select_by`` as in
-    :func:`main_metric`."""
+    :func:`main_metric`; ``spacing``: ``data.spacing``, in which the membranes' cells are measured."""
     import time
 
     start = time.perf_counter()
@@ -163,7 +164,7 @@ def validate(
     finally:
         model.train(was_training)
     if target.kind == "instances" and target.style == "membrane":
-        metrics, per_image, predictions = membrane_metrics(samples, probabilities)
+        metrics, per_image, predictions = membrane_metrics(samples, probabilities, spacing)
     elif target.kind == "instances":
         metrics, per_image, predictions = instance_metrics(samples, probabilities, target, select_by=main)
     else:
@@ -172,7 +173,7 @@ def validate(
     if target.kind == "instances":
         from biounet.training.validation_errors import worst_images
 
-        worst = worst_images(samples, probabilities, target, per_image, metrics, main)
+        worst = worst_images(samples, probabilities, target, per_image, metrics, main, spacing=spacing)
     return ValidationResult(
         metrics=metrics,
         main=main,
@@ -186,9 +187,11 @@ def validate(
 
 
 def membrane_metrics(
-    samples: Sequence[Sample], probabilities: list[np.ndarray]
+    samples: Sequence[Sample], probabilities: list[np.ndarray], spacing: Sequence[float] | None = None
 ) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
     """Membranes: (mean metrics, per-image metrics, [segments of the first image]) from ``(2, *S)`` probabilities.
+
+    ``spacing`` (``data.spacing``) measures the cells' seed distances and boundaries (:func:`cell_metrics`).
 
     The threshold is chosen once for all images (lowest mean Rand error, the ``biounet evaluate --task
     isbi`` mean); the pixel error is reported at its own best common threshold, as there.
@@ -208,7 +211,7 @@ def membrane_metrics(
     metrics = {rand: chosen.value, pixel: pixel_best.value, "threshold": threshold}
     per_image = [{rand: sw[rand].values[best], pixel: sw[pixel].values[best]} for sw in sweeps]
     if samples:
-        cells_error, cells_per_image, settings = cell_metrics(samples, probabilities)
+        cells_error, cells_per_image, settings = cell_metrics(samples, probabilities, spacing=spacing)
         metrics.update({names.CELLS_ADAPTED_RAND_ERROR: cells_error, **settings})
         for row, value in zip(per_image, cells_per_image):
             row[names.CELLS_ADAPTED_RAND_ERROR] = value
@@ -219,7 +222,7 @@ def membrane_metrics(
 #: The grid of cell settings that validation tries for membranes (one setting for the whole set is kept):
 #: interior thresholds on ``P(interior)`` for the seeds (the cells' own: a watershed that merges afterwards
 #: wants confident seeds, higher than the threshold protocol's best, which must close every gap itself),
-#: seed distances (pixels from the membrane) and merge thresholds (mean membrane probability on a shared
+#: seed distances (in-plane pixels from the membrane) and merge thresholds (mean membrane probability on a shared
 #: boundary). 8 watersheds per image and validation; the merges are cheap.
 CELL_INTERIOR_THRESHOLDS: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95)
 CELL_SEED_DISTANCES: tuple[float, ...] = (1.0, 3.0)
@@ -233,23 +236,31 @@ def cell_metrics(
     interior_thresholds: Sequence[float] = CELL_INTERIOR_THRESHOLDS,
     seed_distances: Sequence[float] = CELL_SEED_DISTANCES,
     merge_thresholds: Sequence[float] = CELL_MERGE_THRESHOLDS,
+    spacing: Sequence[float] | None = None,
 ) -> tuple[float, list[float], dict[str, float]]:
     """Membranes: the adapted Rand error of the cells (:mod:`biounet.inference.cells`), the best of the grid.
 
     Returns (the mean error over the images at the best setting, the per-image errors there, the setting as
     ``{"cells_interior_threshold", "cells_seed_distance", "cells_merge_threshold"}``); one setting for the
     whole set, as the threshold protocol keeps one threshold.
+
+    ``spacing``: ``data.spacing`` (``(Y, X)`` or ``(Z, Y, X)``, any unit). biounet normalises spacings so the
+    in-plane pixel is 1 (:func:`biounet.model.anisotropy.relative_spacing`), so the seed distances stay in
+    in-plane pixels whatever the unit; a 3D volume's distances across z count the section spacing (about 11
+    pixels a section for ``(50, 4.6, 4.6)``), a 2D section of a stack uses the in-plane values.
     """
     from biounet.inference.cells import cells_over_grid
     from biounet.metrics import adapted_rand_error
     from biounet.metrics.sweep import best_index
+    from biounet.model.anisotropy import relative_spacing
 
     grid = [(float(t), float(d), float(m)) for t in interior_thresholds for d in seed_distances
             for m in merge_thresholds]
     errors = np.zeros((len(samples), len(grid)))
     for i, (sample, probs) in enumerate(zip(samples, probabilities)):
+        sampling = relative_spacing(spacing, probs[1].ndim)
         for t in interior_thresholds:
-            for settings, cells in cells_over_grid(probs[1], t, seed_distances, merge_thresholds):
+            for settings, cells in cells_over_grid(probs[1], t, seed_distances, merge_thresholds, spacing=sampling):
                 j = grid.index((settings.interior_threshold, settings.seed_distance, settings.merge_threshold))
                 errors[i, j] = adapted_rand_error(sample.target.instances, cells).error
     with np.errstate(all="ignore"), warnings.catch_warnings():
