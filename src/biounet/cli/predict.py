@@ -26,7 +26,10 @@ through the network in batches of same-shape images under one progress bar.  Lar
 MODEL_OR_RUN_DIR is a .safetensors model saved by biounet, or a run directory written by
 'biounet train' (containing model.safetensors).  INPUT is any number of image files (PNG, TIFF,
 .npy, .zarr), folders (every image inside) or quoted glob patterns ('data/*.tif').  A multi-page TIFF
-is a 3D stack for a 3D model; for a 2D model it is predicted slice by slice.
+is a 3D stack for a 3D model; for a 2D model it is predicted slice by slice, and for a 2.5D model (trained
+with --z-context k) each section with the k sections on either side as extra channels (mirrored at the
+stack's ends; a single 2D image is refused).  --spacing gives the voxel size when the model's is not
+the inputs' (the cells of membrane models are made in 3D with it).
 
 For every input and requested output, DIR gets NAME_OUTPUT.FORMAT (e.g. cell_probabilities.tif) and
 a JSON sidecar NAME_OUTPUT.FORMAT.json recording the model (path, SHA-256), the settings, the image
@@ -48,6 +51,7 @@ examples:
   biounet predict runs/isbi data/em/*.png --out predictions --output labels --output probabilities
   biounet predict model.safetensors big_slide.tif --out pred --format zarr --precision bf16
   biounet predict runs/nuclei nuclei/ --out pred --output instances --tta 8
+  biounet predict runs/vnc stack.tif --out pred --output instances --spacing 50,4.6,4.6
   biounet predict model.safetensors big.zarr --out big_pred.zarr --dask local:4 --output instances"""
 
 
@@ -156,6 +160,15 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
         type=options.positive_int,
         help="instances: smallest seed in pixels (default: the model's, as for --threshold; else 8)",
     )
+    parser.add_argument(
+        "--spacing",
+        type=options.spacing,
+        metavar="Z,Y,X",
+        help="the inputs' voxel size Z,Y,X (or pixel size Y,X) in any one unit, e.g. 50,4.6,4.6 for ssTEM sections "
+        "10x thicker than their pixels (default: the model's, from its training data); membrane models' cells use "
+        "it: a 3D model's in 3D, a 2D or 2.5D model's on a stack in 3D over the whole stack when it has 3 values "
+        "(cells continue across sections), else section by section; the sidecar records the spacing used",
+    )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument(
         "--context",
@@ -184,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     from biounet.errors import DataError
     from biounet.inference.files import collect_inputs, plan_outputs
     from biounet.inference.folder import predict_files
-    from biounet.inference.instances import instance_target
+    from biounet.inference.instances import instance_target, prediction_spacing
     from biounet.inference.tta import tta_transforms
     from biounet.io.checkpoint import load_bundle
     from biounet.runtime import resolve_device, resolve_precision
@@ -202,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
         options.tile_shape(args.tile_size, config.spatial_dims)
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
-        instance_target(bundle, args.threshold, args.min_size)
+        instance_target(bundle, args.threshold, args.min_size, args.spacing)
+    prediction_spacing(bundle, args.spacing)  # 2 values for a 3D model: one line, before any work
     if args.dask:
         return _run_dask(bundle, kinds, args, device, started)
     out_dir = Path(args.out)
@@ -240,6 +254,7 @@ def _options(args: argparse.Namespace, device: Any) -> Any:
         nan_policy=args.nan_policy,
         progress=not args.quiet,
         context=args.context,
+        spacing=args.spacing,
     )
 
 

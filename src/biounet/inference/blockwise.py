@@ -38,9 +38,10 @@ import numpy as np
 
 from biounet.data.finite import can_hold_non_finite, check_policy, finite_medians
 from biounet.data.normalization import image_statistics, statistics_sample
+from biounet.errors import DataError
 from biounet.inference.block_tasks import BlockJob, instance_block, predict_block, relabel_block
 from biounet.inference.blocks import BlockPlan, plan_blocks
-from biounet.inference.instances import instance_target
+from biounet.inference.instances import instance_target, prediction_spacing
 from biounet.inference.label_merge import merge_tables
 from biounet.inference.pending import plan_tiles, tiling_note
 from biounet.inference.predictor import PredictOptions, as_bundle
@@ -164,6 +165,9 @@ def _open(image: Any, bundle: ModelBundle, channel_axis: Any) -> tuple[Any, dict
     ome = omezarr.open_level0(image)[1] if omezarr.is_omezarr(image) else None
     if ome is not None and channel_axis == "auto":
         channel_axis = ome.channel_axis if ome.channel_axis is not None else "none"
+    if bundle.pipeline.z_context:
+        raise DataError(f"{image}: --dask predicts no stacks of sections, and this is a 2.5D model (z context "
+                        f"{bundle.pipeline.z_context}): predict the stack without --dask")
     channels = bundle.pipeline.channels
     source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels)  # no stacks
     info.update(path=str(image), open_channel_axis=channel_axis, channels=list(channels) if channels else None)
@@ -192,6 +196,7 @@ def _plan(
         "normalization": bundle.pipeline.normalization.to_dict(), "blocks": len(plan),
         "block_shape": list(plan.block_shape), "block_counts": list(plan.counts),
         "tiling": tiling_note(config, grid, options.context),
+        "z_context": 0, "spacing": list(prediction_spacing(bundle, options.spacing) or []) or None,
     }
     return plan, settings
 
@@ -247,7 +252,8 @@ def _job(
     model_path = bundle.path
     if model_path is None:  # an in-memory model: the workers load it from the output's work folder
         model_path = save_model(bundle.model, tmp / WORK / "model.safetensors", pipeline=bundle.pipeline)
-    target = instance_target(bundle, options.threshold, options.min_size) if "interior" in arrays else None
+    wanted = "interior" in arrays
+    target = instance_target(bundle, options.threshold, options.min_size, options.spacing) if wanted else None
     overlap = blockwise.overlap if blockwise.overlap is not None else (128 if d == 2 else 48)
     overlap = (int(overlap),) * d if np.ndim(overlap) == 0 else tuple(int(n) for n in overlap)
     policy = check_policy(options.nan_policy)

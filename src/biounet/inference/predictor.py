@@ -59,6 +59,7 @@ def predict(
     nan_policy: str = "refuse",
     context: str = "halo",
     on_progress: Callable[[int, int], None] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> Any:
     """Segment an image of any size with the overlap-tile strategy.
 
@@ -98,6 +99,9 @@ def predict(
             for depth 4, as exact as bfloat16) or ``"exact"`` (112 px: equals a whole-image pass).
         on_progress: ``on_progress(done, total)`` in tiles after every batch (a GUI's progress bar); an
             exception raised by it (a cancel button) stops the prediction, leaving no output file.
+        spacing: the image's voxel size ``(Y, X)`` or ``(Z, Y, X)`` in any unit (``None``: the model's
+            ``Pipeline.spacing``).  Membrane models' cells use it: a 3D model's in 3D, a 2D (or 2.5D) model's
+            on a stack ``(Z, Y, X)`` over the whole stack in 3D when it has 3 values, else per section.
 
     Returns:
         The output array (in memory), or the output path when ``out`` is given.
@@ -125,6 +129,7 @@ def predict(
         progress=progress,
         context=context,
         on_progress=on_progress,
+        spacing=spacing,
     )
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
     if isinstance(image, torch.Tensor):
