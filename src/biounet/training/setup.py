@@ -96,24 +96,38 @@ def adapt_layout(config: TrainConfig) -> bool:
 
     Only the default isotropic layout (pooling by 2, 3-voxel kernels everywhere) is replaced, by
     :func:`biounet.model.anisotropy.anisotropic_layout` (nnU-Net's rule); an explicit layout is kept, and so
-    is the plain layout of a 2D network, of isotropic data or of data without a spacing.
+    is the plain layout of a 2D network, of isotropic data or of data without a spacing. :func:`build_run`
+    logs the layout (:func:`layout_line`). Raises ConfigError for a 3D network with a 2-value spacing.
     """
     model, spacing = config.model, config.data.spacing
-    if model.spatial_dims != 3 or spacing is None or len(spacing) != 3 or not is_anisotropic(spacing):
-        return False
-    if not is_plain_layout(model):
+    if model.spatial_dims == 3 and spacing is not None and len(spacing) != 3:
+        raise ConfigError(f"data.spacing {spacing} needs 3 values (Z, Y, X) for a 3D model")
+    if model.spatial_dims != 3 or not is_anisotropic(spacing) or not is_plain_layout(model):
         return False
     pools, kernels = anisotropic_layout(spacing, model.depth)
     config.model = model.replace(pool_factors=pools, kernel_sizes=kernels)
-    ratio = max(spacing) / min(spacing)
-    log.info(f"data.spacing {'x'.join(f'{v:g}' for v in spacing)} is anisotropic ({ratio:.1f}x): network pools "
-             f"{' '.join(map(_axes, pools))} and convolves {' '.join(map(_axes, kernels))} "
-             "(an axis more than 2x coarser than the finest is neither pooled nor convolved across)")
     return True
+
+
+def layout_line(config: TrainConfig) -> str | None:
+    """One line on the network's layout when it is the one ``data.spacing`` calls for and not the plain one."""
+    model, spacing = config.model, config.data.spacing
+    if model.spatial_dims != 3 or not is_anisotropic(spacing) or is_plain_layout(model):
+        return None
+    pools, kernels = anisotropic_layout(spacing, model.depth)
+    if (model.pool_factors, model.kernel_sizes) != (pools, kernels):
+        return None  # an explicit layout: the plan line shows it
+    return (f"data.spacing {_spacing(config)} is anisotropic ({max(spacing) / min(spacing):.1f}x): "
+            f"the network pools {' '.join(map(_axes, pools))} and convolves {' '.join(map(_axes, kernels))} (an axis "
+            "more than 2x coarser than the finest is neither pooled nor convolved across, as nnU-Net does)")
 
 
 def _axes(values: tuple[int, ...]) -> str:
     return "x".join(map(str, values))
+
+
+def _spacing(config: TrainConfig) -> str:
+    return "x".join(f"{v:g}" for v in config.data.spacing or ())
 
 
 def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | None = None) -> RunSetup:
@@ -126,6 +140,8 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
     context = context or DistributedContext()
     device = rank_device(context, runtime.resolve_device(config.device))
     adapt_layout(config)  # done already by the trainer (prepare_config); here for other callers
+    if line := layout_line(config):
+        log.info(line)
     precision = runtime.resolve_precision(config.precision, device)
     check_training_fits(config, config.model, device, precision)  # before reading the data
     train_data, val_samples = load_training_data(config)
@@ -138,8 +154,9 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
         started = time.perf_counter()
         with main_first(context):
             attach_weight_maps(train_data.samples, config, run_dir / "cache" if config.data.cache_weights else None)
-        log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma}) ready in "
-                 f"{time.perf_counter() - started:.1f} s")
+        spacing = f", spacing {_spacing(config)}" if config.data.spacing else ""
+        log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma} in-plane pixels{spacing}) "
+                 f"ready in {time.perf_counter() - started:.1f} s")
     total = total_steps(config, train_data, output_shape)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -200,10 +217,9 @@ def tile_shape(
     volumes = [s.spatial_shape[0] for s in train_data.samples] if train_data and model_config.spatial_dims == 3 else []
     wanted = config.spatial_tile(min(volumes) if volumes else None)
     if len(config.tile_shape) == 1 and wanted != tuple(config.tile_shape) * len(wanted):
-        spacing = "x".join(f"{v:g}" for v in config.data.spacing or ())
-        log.info(f"tile {config.tile_shape[0]} for spacing {spacing}: {_axes(wanted)} (Z about as deep as Y and X, "
-                 f"a multiple of the z pooling, at most the {min(volumes, default='?')} sections of the thinnest "
-                 "training volume)")
+        log.info(f"tile {config.tile_shape[0]} for spacing {_spacing(config)}: {_axes(wanted)} (Z about as deep "
+                 f"as Y and X, a multiple of the z pooling, at most the {min(volumes, default='?')} sections of the "
+                 "thinnest training volume)")
     if sizes.is_valid_input_shape(model_config, wanted):
         return wanted
     shape = sizes.valid_input_shape(model_config, wanted)
@@ -244,6 +260,6 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 
 
 __all__ = [
-    "RunSetup", "adapt_layout", "build_criterion", "build_optimizer", "build_run", "plan_line", "prepare_config",
-    "tile_shape", "total_steps",
+    "RunSetup", "adapt_layout", "build_criterion", "build_optimizer", "build_run", "layout_line", "plan_line",
+    "prepare_config", "tile_shape", "total_steps",
 ]

@@ -17,7 +17,7 @@ from biounet.io.checkpoint import load_bundle
 from biounet.io.images import write_image
 from biounet.model.anisotropy import anisotropic_layout, is_plain_layout
 from biounet.training.config import ConfigError, TrainConfig
-from biounet.training.setup import adapt_layout, tile_shape
+from biounet.training.setup import adapt_layout, layout_line, tile_shape
 from biounet.training.validation import cell_metrics
 from biounet.training.weights import attach_weight_maps, compute_weight_map, weight_key
 
@@ -33,13 +33,12 @@ def config_3d(spacing=SPACING, **model) -> TrainConfig:
 # ------------------------------------------------------------------------------------------ layout
 
 
-def test_anisotropic_spacing_replaces_the_default_layout_and_is_read_back_unchanged(caplog):
+def test_anisotropic_spacing_replaces_the_default_layout_and_is_read_back_unchanged():
     config = config_3d(depth=3)
-    assert is_plain_layout(config.model)
-    with caplog.at_level(logging.INFO, logger="biounet"):
-        assert adapt_layout(config)
+    assert is_plain_layout(config.model) and layout_line(config) is None
+    assert adapt_layout(config)
     assert (config.model.pool_factors, config.model.kernel_sizes) == anisotropic_layout(SPACING, 3)
-    assert "anisotropic (10.9x)" in caplog.text and "1x2x2 1x2x2 1x2x2" in caplog.text
+    assert "anisotropic (10.9x)" in layout_line(config) and "pools 1x2x2 1x2x2 1x2x2 and" in layout_line(config)
     saved = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # config.json, as --resume reads it
     assert saved.model == config.model and not adapt_layout(saved)
 
@@ -47,8 +46,13 @@ def test_anisotropic_spacing_replaces_the_default_layout_and_is_read_back_unchan
 def test_an_explicit_layout_is_kept():
     pools, kernels = [(1, 2, 2), (2, 2, 2)], [(1, 3, 3), (3, 3, 3), (3, 3, 3)]
     config = config_3d(depth=2, pool_factors=pools, kernel_sizes=kernels)
-    assert not adapt_layout(config)
+    assert not adapt_layout(config) and layout_line(config) is None
     assert config.model.pool_factors == ((1, 2, 2), (2, 2, 2))
+
+
+def test_a_3d_network_needs_a_3_value_spacing():
+    with pytest.raises(ConfigError, match=r"data.spacing \[4.6, 4.6\] needs 3 values \(Z, Y, X\) for a 3D model"):
+        adapt_layout(config_3d([4.6, 4.6]))
 
 
 @pytest.mark.parametrize("dims, spacing", [(3, [4.6, 4.6, 4.6]), (3, [9, 4.6, 4.6]), (3, None), (2, [50, 4.6, 4.6])])
@@ -187,6 +191,8 @@ def test_a_3d_run_on_the_vnc_stack_trains_saves_and_predicts_with_the_spacing(tm
     bundle = load_bundle(tmp_path / "run")
     assert bundle.config.pool_factors == pools and bundle.config.kernel_sizes == kernels
     assert bundle.pipeline.spacing == SPACING and bundle.pipeline.tile_shape[0] == 6  # 64 * 4.6 / 50 -> 6
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "50x4.6x4.6 is anisotropic (10.9x): the network pools 1x2x2 1x2x2 1x2x2" in log
     image, _ = vnc_volume(12, 3)
     probabilities = biounet.predict(tmp_path / "run", image, progress=False, precision="fp32", device="cpu")
     assert probabilities.shape == (2, 3, 96, 96) and np.isfinite(probabilities).all()
