@@ -1,4 +1,5 @@
-"""``biounet train``: train a U-Net on image/mask folders (or the DSB 2018 layout) into a run directory."""
+"""``biounet train``: train a U-Net on image/mask folders (or the DSB 2018 or section-stack layout) into a run
+directory."""
 
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ DATA
                              sections of stacks).
   --dsb DIR                  the 2018 Data Science Bowl layout: DIR/<id>/images/<id>.png and one mask
                              file per object in DIR/<id>/masks/ (DIR = stage1_train or its parent).
-  --preset isbi2012|dsb2018  the conventions of a public dataset (isbi2012: --images may be the dataset
-                             folder holding train/image and train/label).
+  --preset NAME              a public dataset's conventions: isbi2012 (--images may hold train/image and
+                             train/label), dsb2018, vnc (ssTEM stack: raw/NN.tif + a binary mask folder
+                             per structure; membranes, spacing 50,4.6,4.6 nm, sections 12-14 validate),
+                             vnc-classes (background, membrane, mitochondria, synapse).
+  --spacing Z,Y,X            voxel (or Y,X pixel) size, any unit: 3D pooling, weight map and cells use it.
+  --z-context K              2.5D (2D network, section stack): K sections on each side as extra channels.
 
 MASKS (--target)
   semantic (default)   mask values are classes. Binary masks may be 0/255 or 0/1 (the convention found
@@ -91,6 +96,8 @@ STOPPING
 
 EXAMPLES
   biounet train --preset isbi2012 --images data/isbi2012_em --out runs/isbi --max-minutes 60
+  biounet train --preset vnc-classes --images data/drosophila_vnc_sstem --z-context 1 --out runs/vnc25d
+  biounet train --preset vnc --images data/drosophila_vnc_sstem --dims 3 --tile-size 8,128,128 --out runs/vnc3d
   biounet train --dsb data/dsb2018/stage1_train --out runs/dsb --steps 2000
   biounet train --images imgs --masks masks --classes 0,128,255 --out runs/tissue --recipe paper
 """
@@ -132,6 +139,10 @@ def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+#: The data presets (``biounet.training.recipes.PRESETS``, which imports torch; a test keeps the two equal).
+PRESET_NAMES = ("isbi2012", "dsb2018", "vnc", "vnc-classes")
+
+
 def _classes(text: str) -> list[int]:
     try:
         return [int(v) for v in text.replace(" ", "").split(",") if v]
@@ -145,7 +156,11 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
         Flag("--images", "data.images", "folder of training images", metavar="DIR"),
         Flag("--masks", "data.masks", "folder of masks, one per image (same names)", metavar="DIR"),
         Flag("--dsb", None, "a DSB 2018 folder (<id>/images, <id>/masks); means --preset dsb2018", metavar="DIR"),
-        Flag("--preset", None, "conventions of a public dataset", choices=["isbi2012", "dsb2018"]),
+        Flag("--preset", None, "conventions of a public dataset", choices=list(PRESET_NAMES)),
+        Flag("--spacing", "data.spacing", "voxel size Z,Y,X (or pixel size Y,X), any one unit, e.g. 50,4.6,4.6",
+             type=options.spacing, metavar="Z,Y,X"),
+        Flag("--z-context", "data.z_context", "2.5D: K sections on each side as extra channels (2D model, stack)",
+             type=options.non_negative_int, metavar="K"),
         Flag("--target", "data.target.kind", "what the masks hold (default semantic)",
              choices=["semantic", "instances"]),
         Flag("--instance-style", "data.target.style",

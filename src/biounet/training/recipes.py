@@ -30,6 +30,14 @@ Presets (layered on top of a recipe):
   classes membrane / interior; cells = connected interiors.
 * ``"dsb2018"``: 2018 Data Science Bowl nuclei: ``<id>/images/<id>.png`` + one mask per nucleus in
   ``<id>/masks/``; 3 classes background / interior / boundary.
+* ``"vnc"``: the ssTEM VNC stack (Gerhard et al. 2013, ``drosophila_vnc_sstem``): layout ``"sections"``
+  (:mod:`biounet.data.sections`: ``stack1/raw/NN.tif`` with a folder of binary masks per structure), 2
+  classes membrane / interior (glia and extracellular space count as membrane, as in ``membranes/``), the
+  neurons (interiors linked across sections) as instances; voxel spacing ``[50, 4.6, 4.6]`` nm (Z, Y, X).
+  The last 20 % of the sections validate (sections 12-14 of 15; a 3D model trains on the volume of
+  sections 0-11). A 2D model by default, 2.5D with ``--z-context K``, 3D with ``--set model.spatial_dims=3``.
+* ``"vnc-classes"``: the same stack with 4 semantic classes background / membrane / mitochondria /
+  synapse, each class from the mask folder of its name (later classes win where masks overlap).
 """
 
 from __future__ import annotations
@@ -69,6 +77,23 @@ PRESETS: dict[str, dict[str, Any]] = {
             "layout": "dsb",
             "preset": "dsb2018",
             "target": {"kind": "instances", "style": "touching", "boundary_width": 1},
+        },
+    },
+    "vnc": {
+        "data": {
+            "layout": "sections",
+            "preset": "vnc",
+            "spacing": [50.0, 4.6, 4.6],
+            "target": {"kind": "instances", "style": "membrane"},
+        },
+    },
+    "vnc-classes": {
+        "data": {
+            "layout": "sections",
+            "preset": "vnc-classes",
+            "spacing": [50.0, 4.6, 4.6],
+            "target": {"kind": "semantic", "classes": [0, 1, 2, 3],
+                       "class_names": ["background", "membrane", "mitochondria", "synapse"]},
         },
     },
 }
