@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from biounet.data.finite import checked_image
 from biounet.data.normalization import NormalizationConfig, normalize
@@ -150,35 +152,36 @@ def link_sections(interior: np.ndarray, min_overlap: float = MIN_OVERLAP) -> np.
         section, count = ndi.label(interior[z])
         labels[z] = np.where(section > 0, section + offset, 0)
         offset += count
-    parent = np.arange(offset + 1)
     sizes = np.bincount(labels.ravel(), minlength=offset + 1)
-    for z in range(interior.shape[0] - 1):
-        for a, b in _mutual_matches(labels[z], labels[z + 1], sizes, min_overlap):
-            parent[_root(parent, a)] = _root(parent, b)
-    roots = np.array([_root(parent, i) for i in range(offset + 1)])
-    _, ids = np.unique(roots[labels], return_inverse=True)
-    return ids.reshape(labels.shape).astype(np.int32)
+    links = [_mutual_matches(labels[z], labels[z + 1], sizes, min_overlap) for z in range(interior.shape[0] - 1)]
+    first, second = (np.concatenate([link[i] for link in links] + [np.zeros(0, np.int64)]) for i in (0, 1))
+    graph = coo_matrix((np.ones(first.size), (first, second)), shape=(offset + 1, offset + 1))
+    _, component = connected_components(graph, directed=False)
+    ids = np.where(component == component[0], 0, component + (component < component[0]))  # membrane (label 0): 0
+    return ids[labels].astype(np.int32)
 
 
-def _mutual_matches(first: np.ndarray, second: np.ndarray, sizes: np.ndarray, min_overlap: float) -> list:
+def _mutual_matches(first: np.ndarray, second: np.ndarray, sizes: np.ndarray,
+                    min_overlap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Label pairs ``(a, b)`` of two sections that are each other's largest overlap, overlapping by at least
+    ``min_overlap`` of the smaller label."""
     both = (first > 0) & (second > 0)
-    pairs, counts = np.unique(np.stack([first[both], second[both]]), axis=1, return_counts=True)
-    best_a: dict[int, tuple[int, int]] = {}
-    best_b: dict[int, tuple[int, int]] = {}
-    for (a, b), count in zip(pairs.T.tolist(), counts.tolist()):
-        if count > best_a.get(a, (0, 0))[1]:
-            best_a[a] = (b, count)
-        if count > best_b.get(b, (0, 0))[1]:
-            best_b[b] = (a, count)
-    return [(a, b) for a, (b, count) in best_a.items()
-            if best_b[b][0] == a and count >= min_overlap * min(sizes[a], sizes[b])]
+    base = np.int64(sizes.size)
+    keys, counts = np.unique(first[both].astype(np.int64) * base + second[both], return_counts=True)
+    a, b = keys // base, keys % base
+    best_of_a = _best(a, b, counts)
+    best_of_b = _best(b, a, counts)
+    mutual = (best_of_a == b) & (best_of_b == a) & (counts >= min_overlap * np.minimum(sizes[a], sizes[b]))
+    return a[mutual], b[mutual]
 
 
-def _root(parent: np.ndarray, node: int) -> int:
-    while parent[node] != node:
-        parent[node] = parent[parent[node]]
-        node = parent[node]
-    return int(node)
+def _best(owner: np.ndarray, partner: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """For each pair, the partner of largest overlap of its owner (ties: the smaller partner label)."""
+    order = np.lexsort((partner, -counts, owner))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    best = dict(zip(owner[order][first].tolist(), partner[order][first].tolist()))
+    return np.array([best[o] for o in owner.tolist()], dtype=np.int64)
 
 
 def neuron_labels(stack: str | os.PathLike, sections: Sequence[int] | None = None) -> np.ndarray:
