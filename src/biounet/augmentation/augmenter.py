@@ -219,17 +219,22 @@ def plane_coordinates(
     about its own centre, and ``matrix = identity`` with no displacement gives ``start + index``.
     ``displacement`` is ``(*D, 2, Y, X)`` pixels in the tile frame: ``(2, Y, X)`` shared, or one field per
     section ``(Z, 2, Y, X)`` (then the coordinates are per section too); ``D`` is empty without one.
+    The coordinates are float32 when the displacement is (large per-section fields), else float64.
     """
     height, width = (int(n) for n in shape)
+    # Per-section fields come as float32 (16 MB less per 16x256x256 tile); the shared path stays float64.
+    dtype = np.float32 if displacement is not None and displacement.dtype == np.float32 else np.float64
     centre = np.asarray(start, dtype=np.float64) + (np.array([height, width]) - 1.0) / 2.0
-    qy = (np.arange(height) - (height - 1) / 2.0)[:, None]
-    qx = (np.arange(width) - (width - 1) / 2.0)[None, :]
+    qy = (np.arange(height) - (height - 1) / 2.0)[:, None].astype(dtype)
+    qx = (np.arange(width) - (width - 1) / 2.0)[None, :].astype(dtype)
     if displacement is not None:
         qy, qx = qy + displacement[..., 0, :, :], qx + displacement[..., 1, :, :]
-    shape = np.broadcast_shapes(np.shape(qy), np.shape(qx))
-    coords = np.empty((*shape[:-2], 2, height, width))
-    coords[..., 0, :, :] = centre[0] + matrix[0, 0] * qy + matrix[0, 1] * qx
-    coords[..., 1, :, :] = centre[1] + matrix[1, 0] * qy + matrix[1, 1] * qx
+    coords = np.empty((*np.shape(qy)[:-2], 2, height, width), dtype=dtype)
+    for axis in (0, 1):  # centre + m[a, 0] * qy + m[a, 1] * qx, in place (per-section fields are large)
+        out = coords[..., axis, :, :]
+        np.multiply(qy, float(matrix[axis, 0]), out=out)
+        out += float(centre[axis])
+        out += float(matrix[axis, 1]) * qx
     return coords
 
 
