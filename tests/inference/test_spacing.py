@@ -64,9 +64,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 def test_a_3d_models_cells_use_the_given_spacing(models: dict[str, Path]) -> None:
     volume = cells_split_across_z()
-    isotropic = biounet.predict(models["3d"], volume, output="instances", **SETTINGS)
+    isotropic = biounet.predict(models["3d"], volume, output="instances", tile_size=48, **SETTINGS)
     assert isotropic.max() == 1  # the hole joins them: the membrane section is one voxel thin
-    cells = biounet.predict(models["3d"], volume, output="instances", spacing=(10, 1, 1), **SETTINGS)
+    cells = biounet.predict(models["3d"], volume, output="instances", spacing=(10, 1, 1), tile_size=48, **SETTINGS)
     assert cells.max() == 2
     assert len(np.unique(cells[:3])) == 1 and len(np.unique(cells[4:])) == 1 and cells[0, 0, 0] != cells[6, 0, 0]
 

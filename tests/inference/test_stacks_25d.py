@@ -126,3 +126,14 @@ def test_a_multipage_tiff_through_files_writes_z_context_and_spacing(model_path:
     sidecar = json.loads(Path(f"{out}.json").read_text())
     assert sidecar["settings"]["z_context"] == 1
     assert sidecar["settings"]["spacing"] is None
+
+
+def test_the_view_builds_the_channels_training_builds() -> None:
+    """Prediction's sections are training's (:func:`biounet.data.sections.context_channels`), every z, k = 1, 2."""
+    from biounet.data.sections import context_channels
+
+    stack = np.moveaxis(np.arange(5 * 2 * 4 * 3, dtype=np.float32).reshape(5, 2, 4, 3), 1, 0)  # (C=2, Z=5, Y, X)
+    for k in (1, 2):
+        view = SectionContextView(stack, k)
+        for z in range(5):
+            assert np.array_equal(view[:, z], context_channels(stack, z, k))
