@@ -1,5 +1,8 @@
 """Training-time augmentation: elastic deformation (the paper's), rotations, flips, zoom and intensity changes.
 
+3D stacks can also get serial-section changes (per-section elastic jitter, missing, slipped and shifted
+sections; :mod:`biounet.augmentation.sections`), off by default.
+
 - :class:`AugmentationConfig`: what to randomise (defaults follow the paper).
 - :class:`Augmenter`: cuts one augmented tile (image, label, weight) with a single coordinate mapping.
 - :func:`elastic_deform`: the paper's elastic deformation of a whole array.
