@@ -21,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from biounet.cli import options
 from biounet.evaluation.tasks import PRED_KINDS, TASKS
 
 DESCRIPTION = """\
@@ -54,6 +55,12 @@ Tasks
              6-connected); the warping error is computed slice by slice in 2D (each Z slice
              warped with the 2D simple-point test, no 3D topology), warping_error = wrong pixels
              of all slices / pixels of the volume, and merges/splits are summed over the slices.
+             A probability PRED also gets cells_adapted_rand_error: the Rand error of the cells
+             biounet predict --output instances makes (seeds, watershed, agglomeration; the
+             model's cell settings from the sidecar).  For volumes these cells are 3D, made with
+             the voxel size --spacing Z,Y,X, else the spacing in the prediction's sidecar, else
+             isotropic voxels: with --spacing 50,4.6,4.6 a membrane one section thick is as thick
+             as 11 pixels in-plane, and seeds do not leak through a hole in it.
   instances  GT and PRED: instance label maps (0 = background).  Reports average_precision (the
              DSB 2018 score: mean over IoU thresholds 0.5..0.95 of TP/(TP+FP+FN)),
              average_precision_50 (AP50: TP/(TP+FP+FN) at IoU > 0.5), f1, precision and recall at
@@ -83,6 +90,7 @@ EPILOG = """\
 examples:
   biounet evaluate predictions/ ../shared/data/isbi2012_em/train/label/ --task isbi --json scores.json
   biounet evaluate pred.tif gt.png --task isbi --thresholds 0.3:0.7:0.1 --no-warping
+  biounet evaluate vnc_probabilities.tif vnc_cells.tif --task isbi --spacing 50,4.6,4.6 --no-warping
   biounet evaluate nuclei_pred/ nuclei_gt/ --task instances --csv scores.csv
   biounet evaluate tissue_pred/ tissue_gt/ --task semantic --class-names background tumour stroma --json s.json
 """
@@ -125,6 +133,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="task semantic: the name of class 0, 1, ... (default: the names in the prediction's sidecar); "
         "also declares the number of classes",
     )
+    parser.add_argument(
+        "--spacing",
+        type=options.spacing,
+        metavar="Z,Y,X",
+        help="task isbi: the voxel size Z,Y,X (or pixel size Y,X) in any one unit for the cells of probability "
+        "maps (cells_adapted_rand_error): volumes get 3D cells with it (default: the spacing in the "
+        "prediction's sidecar, else isotropic); Rand error and VI of thresholded maps do not depend on it",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write all results to FILE as JSON")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per image (and the mean) to FILE")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
@@ -162,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         score_files(
             name, pred_path, gt_path,
             task=args.task, pred_kind=args.pred_kind, thresholds=thresholds, warping=not args.no_warping,
-            class_names=args.class_names or (),
+            class_names=args.class_names or (), spacing=args.spacing,
         )
         for name, pred_path, gt_path in progress
     ]  # fmt: skip
@@ -181,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         report = json_report(
             rows, mean, task=args.task, pred=args.pred, gt=args.gt, thresholds=thresholds,
             unmatched_pred=pairing.unmatched_pred, unmatched_gt=pairing.unmatched_gt, per_class=per_class,
+            spacing=args.spacing,
         )  # fmt: skip
         write_json_atomic(args.json, report)
     if args.csv:

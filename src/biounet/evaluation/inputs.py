@@ -54,6 +54,25 @@ def sidecar_target(path: Path) -> TargetDescription | None:
         return None
 
 
+def sidecar_spacing(path: Path) -> list[float] | None:
+    """The spacing ``biounet predict`` used for ``path`` (its sidecar's ``settings.spacing``), else None.
+
+    A sidecar without one, or with something that is not a list of 2 or 3 numbers, gives None.
+    """
+    sidecar = Path(str(path) + ".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        spacing = json.loads(sidecar.read_text()).get("settings", {}).get("spacing")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(spacing, list) or len(spacing) not in (2, 3):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spacing):
+        return None
+    return [float(v) for v in spacing]
+
+
 def class_probabilities_to_map(pred: np.ndarray, gt: np.ndarray, task: str, path: Path) -> np.ndarray:
     """A ``(K, *S)`` class-probability output of ``biounet predict`` as the map the task scores.
 
@@ -166,5 +185,6 @@ __all__ = [
     "ground_truth_labels",
     "read_plane_image",
     "semantic_truth",
+    "sidecar_spacing",
     "sidecar_target",
 ]

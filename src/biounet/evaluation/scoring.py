@@ -21,6 +21,7 @@ from biounet.evaluation.inputs import (
     ground_truth_labels,
     read_plane_image,
     semantic_truth,
+    sidecar_spacing,
     sidecar_target,
 )
 from biounet.evaluation.tasks import TASK_METRICS, TASK_SELECTOR, prediction_kind
@@ -79,13 +80,14 @@ def evaluate_pair(
     warping: bool,
     pred_path: Path,
     cells: CellSettings | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> ImageResult:
     """All metrics of one prediction/ground-truth pair of equal shape ``(*S)``.
 
     ``pred`` is read as ``pred_kind`` (a probability map is swept over ``thresholds``); ``gt`` holds
     integer labels (:func:`~biounet.evaluation.inputs.ground_truth_labels`).  ``warping=False`` skips
     the warping error, the slowest metric.  An isbi probability map also gets the adapted Rand error of
-    its cells (:func:`cell_scores` with ``cells``, else the default settings) as an extra.
+    its cells (:func:`cell_scores` with ``cells``, else the default settings, and ``spacing``) as an extra.
     """
     from biounet.metrics import METRICS, score_metrics, sweep_metrics
     from biounet.metrics.sweep import best_index
@@ -99,7 +101,7 @@ def evaluate_pair(
         curves = {m: sweeps[m].values for m in metrics}
         details = {m: sweeps[m].details for m in metrics}
         used: tuple[float, ...] | None = thresholds
-        extras = cell_scores(prob, gt, cells) if task == "isbi" else {}
+        extras = cell_scores(prob, gt, cells, spacing, pred_path) if task == "isbi" else {}
     else:
         components = pred if pred_kind == "labels" else None
         results = score_metrics(gt, pred != 0, metrics, components=components)
@@ -116,18 +118,39 @@ def evaluate_pair(
     return ImageResult(name, pred_kind, used, curves, parts, selection, extras)
 
 
-def cell_scores(prob: np.ndarray, gt: np.ndarray, settings: CellSettings | None) -> dict[str, float]:
+def cell_scores(
+    prob: np.ndarray,
+    gt: np.ndarray,
+    settings: CellSettings | None,
+    spacing: Sequence[float] | None = None,
+    path: Path | str = "prediction",
+) -> dict[str, float]:
     """``{cells_adapted_rand_error}`` of the cells of an interior probability ``(*S)`` against ``gt`` cells.
 
     The cells are :func:`~biounet.inference.cells.cells_from_membranes` (what ``biounet predict --output
     instances`` makes for a membrane model), at one setting, so not swept; the ground truth's label 0
-    (membranes) is ignored, as for the thresholded segments.
+    (membranes) is ignored, as for the thresholded segments.  A volume ``(Z, Y, X)`` gets 3D cells, with
+    ``spacing`` (``(Z, Y, X)`` in any unit; ``None``: isotropic) so that thick sections count as thick; a 2D
+    image uses the in-plane part of a spacing.
     """
     from biounet.inference.cells import cells_from_membranes
     from biounet.metrics import adapted_rand_error
 
-    cells = cells_from_membranes(prob, settings)
+    cells = cells_from_membranes(prob, settings, spacing=cells_spacing(spacing, prob.ndim, path))
     return {names.CELLS_ADAPTED_RAND_ERROR: float(adapted_rand_error(gt, cells).error)}
+
+
+def cells_spacing(spacing: Sequence[float] | None, ndim: int, path: Path | str) -> tuple[float, ...] | None:
+    """``spacing`` relative to the in-plane pixel for an ``ndim``-D map (see
+    :func:`biounet.model.anisotropy.relative_spacing`), or a one-line :class:`DataError` naming ``path``."""
+    if spacing is None:
+        return None
+    from biounet.model.anisotropy import relative_spacing  # the model package imports torch: only when needed
+
+    try:
+        return relative_spacing(spacing, ndim)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
 
 
 def metric_parts(metric: str, result: Any) -> dict[str, float]:
@@ -222,12 +245,14 @@ def score_files(
     thresholds: tuple[float, ...],
     warping: bool = True,
     class_names: Sequence[str] = (),
+    spacing: Sequence[float] | None = None,
 ) -> ImageResult:
     """Read a prediction and its ground truth, decide how to read the prediction, and score the pair.
 
     ``pred_kind`` is ``--pred-kind`` (see :func:`~biounet.evaluation.tasks.prediction_kind`); a binary
     prediction is scored as a mask (isbi, instances) or as classes 0/1 (semantic).  The cells of an isbi
-    probability map use the settings of the model in the prediction's sidecar, else the defaults.  Semantic
+    probability map use the settings of the model in the prediction's sidecar, else the defaults, and
+    ``spacing`` (``--spacing``), else the spacing the sidecar records, else none (isotropic).  Semantic
     pairs go to :func:`score_semantic` (``class_names`` name the classes when no sidecar does).
     """
     pred, gt = read_plane_image(pred_path), read_plane_image(gt_path)
@@ -247,15 +272,19 @@ def score_files(
         pred = pred != 0
     target = sidecar_target(pred_path) if task == "isbi" and kind == "probability" else None
     cells = target.cell_settings() if target is not None else None
+    if task == "isbi" and kind == "probability" and spacing is None:
+        recorded = sidecar_spacing(pred_path)  # a 2-value one of a stack predicted section by section: none in z
+        spacing = recorded if recorded is not None and len(recorded) >= pred.ndim else None
     return evaluate_pair(
         name, pred, gt_labels, task=task, pred_kind=kind, thresholds=thresholds, warping=warping,
-        pred_path=pred_path, cells=cells,
+        pred_path=pred_path, cells=cells, spacing=spacing,
     )  # fmt: skip
 
 
 __all__ = [
     "ImageResult",
     "cell_scores",
+    "cells_spacing",
     "evaluate_pair",
     "metric_parts",
     "score_files",

@@ -192,9 +192,11 @@ def json_report(
     unmatched_pred: Sequence[Path] = (),
     unmatched_gt: Sequence[Path] = (),
     per_class: Sequence[dict[str, Any]] = (),
+    spacing: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """The ``biounet evaluate --json`` document: inputs, which mean was taken, rows, mean, skipped files, and
-    for class maps ``per_class`` (:func:`class_table`: each class's name and mean Dice / IoU over the images)."""
+    for class maps ``per_class`` (:func:`class_table`: each class's name and mean Dice / IoU over the images);
+    ``spacing``: the ``--spacing`` the cells were made with (``None``: each prediction's sidecar's, else none)."""
     report = {
         "task": task,
         "pred": str(pred),
@@ -207,6 +209,7 @@ def json_report(
         "mean": {k: clean(v) for k, v in mean.items()},
         "unmatched_predictions": [str(p) for p in unmatched_pred],
         "unmatched_ground_truth": [str(p) for p in unmatched_gt],
+        "spacing": list(spacing) if spacing is not None else None,
     }
     if per_class:
         report["per_class"] = [{k: clean(v) for k, v in row.items()} for row in per_class]
