@@ -38,9 +38,14 @@ class SectionDraw:
     shift: np.ndarray | None
 
     def offsets(self, image: bool) -> np.ndarray | None:
-        """``(Z, 2)`` in-plane offsets (pixels) of the image (slip + shift) or of label and weight (shift)."""
+        """``(Z, 2)`` in-plane offsets (pixels) of the image (slip + shift) or of label and weight (shift).
+
+        None when there are none (off, or no section drew one): then the coordinates stay as they are,
+        shared by all sections unless jittered, which keeps the common case of a defect-free tile fast.
+        """
         parts = [part for part in ((self.slip if image else None), self.shift) if part is not None]
-        return None if not parts else sum(parts[1:], parts[0])
+        total = None if not parts else sum(parts[1:], parts[0])
+        return total if total is not None and total.any() else None
 
 
 def draw_sections(
