@@ -52,7 +52,8 @@ class AugmentationConfig:
             and weight of a section are sampled through the same coordinates, so labels stay aligned.
         missing_section_prob: probability that a section's image is replaced by the image tile's mean
             (per channel): a lost or blank section. Label and weight stay, so the network learns to
-            infer the section from its neighbours.
+            infer the section from its neighbours. The intensity changes below come afterwards, so
+            such a section gets the tile's brightness, contrast and noise too.
         slip_section_prob: probability that only a section's image is shifted in-plane (a section
             misaligned in the stack); its label and weight stay where the truth is.
         shift_section_prob: probability that a section's image, label and weight and those of all
