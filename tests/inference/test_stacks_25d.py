@@ -137,3 +137,14 @@ def test_the_view_builds_the_channels_training_builds() -> None:
         view = SectionContextView(stack, k)
         for z in range(5):
             assert np.array_equal(view[:, z], context_channels(stack, z, k))
+
+
+def test_the_dask_driver_refuses_a_25d_model_in_one_line(model_path: Path, tmp_path: Path) -> None:
+    """The blockwise driver predicts no stacks of sections: one line before any cluster starts."""
+    from biounet.inference.blockwise import predict_blockwise
+
+    np.save(tmp_path / "stack.npy", stack_of())
+    with pytest.raises(DataError) as error:
+        predict_blockwise(model_path, tmp_path / "stack.npy", tmp_path / "out.zarr", dask="local:1")
+    assert "\n" not in str(error.value) and "2.5D model (z context 1)" in str(error.value)
+    assert not (tmp_path / "out.zarr").exists()
