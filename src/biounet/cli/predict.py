@@ -88,8 +88,21 @@ def register(subparsers: Any) -> None:
     )
     _add_speed_arguments(parser)
     _add_output_format_arguments(parser)
+    _add_stack_arguments(parser)
     _add_dask_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spacing",
+        type=options.spacing,
+        metavar="Z,Y,X",
+        help="the inputs' voxel size Z,Y,X (or pixel size Y,X) in any one unit, e.g. 50,4.6,4.6 for ssTEM sections "
+        "10x thicker than their pixels (default: the model's, from its training data); membrane models' cells use "
+        "it: a 3D model's in 3D, a 2D or 2.5D model's on a stack in 3D over the whole stack when it has 3 values "
+        "(cells continue across sections), else section by section; the sidecar records the spacing used",
+    )
 
 
 def _add_dask_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,15 +172,6 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-size",
         type=options.positive_int,
         help="instances: smallest seed in pixels (default: the model's, as for --threshold; else 8)",
-    )
-    parser.add_argument(
-        "--spacing",
-        type=options.spacing,
-        metavar="Z,Y,X",
-        help="the inputs' voxel size Z,Y,X (or pixel size Y,X) in any one unit, e.g. 50,4.6,4.6 for ssTEM sections "
-        "10x thicker than their pixels (default: the model's, from its training data); membrane models' cells use "
-        "it: a 3D model's in 3D, a 2D or 2.5D model's on a stack in 3D over the whole stack when it has 3 values "
-        "(cells continue across sections), else section by section; the sidecar records the spacing used",
     )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument(

@@ -68,7 +68,10 @@ def predict(
             path of a saved model (``.safetensors`` file or a ``biounet train`` run directory).  A UNet
             is set to eval mode (and back) and moved to ``device``.
         image: ``(*S)`` or ``(C, *S)`` (``S`` = ``(Y, X)`` or ``(Z, Y, X)``, any size from 1 pixel): a
-            NumPy array, a lazy array (``np.memmap``, zarr) read tile by tile, or an image file path.
+            NumPy array, a lazy array (``np.memmap``, zarr) read tile by tile, or an image file path.  A 2.5D
+            model (``Pipeline.z_context = k``) takes a stack ``(Z, Y, X)`` or ``(Z, C, Y, X)`` of at least
+            ``k + 1`` sections and sees each section with ``k`` neighbours on each side as channels
+            (:mod:`biounet.inference.sections`); outputs are ``(K, Z, Y, X)`` / ``(Z, Y, X)``.
         tile_size: largest input tile in pixels (int or per axis); ``None`` from available memory.
         batch_size: tiles per forward pass; ``None`` from available memory.
         tta: test-time augmentation: 1 (none), 4 (flips) or 8 (flips and rotations), in-plane in 3D.
