@@ -66,7 +66,8 @@ def smooth_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 def blockwise(model: Path, image: Path, out: Path, client, outputs=("probabilities",), block=None, **kwargs):
     options = PredictOptions(tile_size=kwargs.pop("tile_size"), batch_size=1, precision="fp32", progress=False,
-                             probability_dtype="float32", threshold=kwargs.pop("threshold", None))
+                             probability_dtype="float32", threshold=kwargs.pop("threshold", None),
+                             spacing=kwargs.pop("spacing", None))
     return predict_blockwise(model, image, out, outputs, dask=client, options=options,
                              blockwise=BlockwiseOptions(block_size=block, threads=1, **kwargs))
 
@@ -272,3 +273,31 @@ def test_same_padded_model_blocks_equal_the_single_process_halo_crop(tmp_path: P
     result = blockwise(model, image, tmp_path / "same_out.zarr", client, block=180, tile_size=128)
     assert result.blocks >= 6
     np.testing.assert_array_equal(zarr.open_array(result.arrays["probabilities"], mode="r")[...], expected)
+
+
+def test_the_block_cells_of_a_3d_membrane_model_use_the_spacing(tmp_path: Path, client) -> None:
+    """Two cells above each other split by a membrane section with a hole (tests/inference/test_spacing.py):
+    isotropic, the hole joins them; with sections 10x thicker the blocks' cells keep them apart."""
+    model = UNet(spatial_dims=3, base_channels=4, depth=2, num_classes=2, dropout=0.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for name in ("encoder_first.0", "encoder_first.3", "up.1.block.0", "up.1.block.3"):
+            dict(model.named_modules())[name].weight[0, 0, 1, 1, 1] = 1.0
+        model.head.weight[:, 0, 0, 0, 0] = torch.tensor([-10.0, 10.0])
+        model.head.bias[:] = torch.tensor([5.0, -5.0])
+    cells = {"interior_threshold": 0.5, "seed_distance": 4.0, "merge_threshold": 0.3, "min_size": 4}
+    target = {"kind": "instances", "style": "membrane", "class_names": ["membrane", "interior"],
+              "interior_class": 1, "foreground_classes": [0, 1], "threshold": 0.5, "cells": cells}
+    path = save_model(model, tmp_path / "m3.safetensors", pipeline={"target": target,
+                                                                   "normalization": {"method": "minmax"}})
+    volume = np.full((7, 24, 24), 0.95, np.float32)
+    volume[3] = 0.05
+    volume[3, 11:14, 11:14] = 0.9
+    image = zarr_image(tmp_path / "split.zarr", volume, (7, 24, 24))
+    assert predict(path, image, output="instances", tile_size=48, **SINGLE).max() == 1
+    result = blockwise(path, image, tmp_path / "split_out.zarr", client, ("instances",), tile_size=48,
+                       spacing=(10, 1, 1))
+    labels = zarr.open_array(result.arrays["instances"], mode="r")[...]
+    assert labels.max() == 2 and labels[0, 0, 0] != labels[6, 0, 0]
+    assert result.settings["spacing"] == [10.0, 1.0, 1.0]
