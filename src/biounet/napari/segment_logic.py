@@ -97,10 +97,12 @@ def open_layer(bundle: ModelBundle, layer: Any) -> tuple[ChannelFirstView, dict[
     data, rgb = layer_array(layer), bool(getattr(layer, "rgb", False))
     if rgb and bundle.config.in_channels == 1 and not bundle.pipeline.channels:
         data, rgb = grey(data), False  # a grey image saved as RGB(A), as napari opens DSB's PNGs
-    channels = "last" if rgb else "none" if bundle.config.in_channels == 1 else "first"
+    z_context = bundle.pipeline.z_context  # a 2.5D model: its channels are (2k + 1) sections of the layer's
+    file_channels = bundle.config.in_channels // (2 * z_context + 1)
+    channels = "last" if rgb else "none" if file_channels == 1 else "first"
     return source_for_array(
         data, bundle.config, channel_axis=channels, allow_stack=True, name=f"layer {layer.name!r}",
-        channels=bundle.pipeline.channels,
+        channels=bundle.pipeline.channels, z_context=z_context,
     )
 
 
