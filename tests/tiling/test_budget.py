@@ -46,3 +46,15 @@ def test_batch_size_grows_for_small_tiles_and_is_at_least_one() -> None:
     assert batch_size_for(small, (64, 64), "fp32", CPU, budget=2**30) > batch_size_for(
         small, (256, 256), "fp32", CPU, budget=2**30
     )
+
+
+def test_a_same_padded_network_takes_a_whole_axis_without_its_context() -> None:
+    """3 sections of an anisotropic stack: the whole depth (4 on the pooling grid), no z context; the
+    budget goes in-plane (with a valid network the same axis would still carry both margins)."""
+    config = UNetConfig(spatial_dims=3, base_channels=4, depth=2, padding="same", pool_factors=[(1, 2, 2), (2, 2, 2)],
+                        kernel_sizes=[(1, 3, 3), (1, 3, 3), 3])
+    margins = context_margin(config)
+    assert margins[0] > 0
+    budget = int(4e5 * activation_bytes_per_pixel(config, "fp32"))
+    shape = max_input_shape(config, (3, 1024, 1024), margins, "fp32", CPU, budget)
+    assert shape[0] == 4 and shape[1] == shape[2] == int((4e5 / 4) ** 0.5)

@@ -91,3 +91,14 @@ def test_rejects_empty_and_wrong_rank() -> None:
         plan_grid(PAPER, (0, 5))
     with pytest.raises(ValueError):
         plan_grid(PAPER, (5, 5, 5))
+
+
+def test_same_padding_needs_no_margin_along_an_axis_taken_whole() -> None:
+    """Tiles of a 3-section stack span every section (margin 0 in z, as a whole-image pass) and carry the
+    context only in-plane, where the stack is tiled."""
+    config = UNetConfig(spatial_dims=3, base_channels=4, depth=2, padding="same", pool_factors=[(1, 2, 2), (2, 2, 2)],
+                        kernel_sizes=[(1, 3, 3), (1, 3, 3), 3])
+    grid = plan_grid(config, (3, 1024, 1024), (4, 300, 300))
+    margins = [axis.margin for axis in grid.axes]
+    assert margins[0] == 0 and margins[1] == margins[2] == context_margin(config)[1] > 0
+    assert grid.input_shape[0] == 4 and len({tile.grid_index[0] for tile in grid}) == 1

@@ -61,14 +61,19 @@ def max_input_shape(
     """The largest input tile per axis that fits the memory budget, shaped like the image.
 
     Axes where the whole image (plus context) fits are taken whole; the remaining pixels are shared
-    equally between the other axes, so a 45 x 300 x 211 stack gets tiles of the full depth.
+    equally between the other axes, so a 45 x 300 x 211 stack gets tiles of the full depth. A
+    same-padded network needs no context along an axis it takes whole (the image's border is a border
+    there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such an axis counts without
+    its margins: a stack of 3 sections of 1024 x 1024 with 8 sections of z context gets tiles of 4
+    sections, not 20, and five times as many pixels in-plane.
     """
     budget = memory_budget(device) if budget is None else budget
     pixels = budget / activation_bytes_per_pixel(config, precision)
     if device.type == "cpu":
         pixels = min(pixels, CPU_MAX_TILE_PIXELS)
     pool = total_pool_factor(config)
-    needed = [math.ceil(int(n) / p) * p + 2 * int(m) for n, m, p in zip(image_shape, margins, pool)]
+    context = 2 if config.padding == "valid" else 0  # margins an axis taken whole still needs, per side
+    needed = [math.ceil(int(n) / p) * p + context * int(m) for n, m, p in zip(image_shape, margins, pool)]
     shape = list(needed)
     order = sorted(range(len(needed)), key=lambda a: needed[a])
     for position, axis in enumerate(order):

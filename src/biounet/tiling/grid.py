@@ -169,7 +169,9 @@ def plan_grid(
             less than ``P``); ``None`` takes the whole image in one tile.  Tiles never shrink below the
             smallest input the network takes.
         context: a same-padded model's tile margin, ``"halo"`` or ``"exact"`` (:func:`context_margin`);
-            an image that fits ``max_input_shape`` whole gets no margin at all (a whole-image pass).
+            an axis that fits ``max_input_shape`` whole gets no margin (there every tile spans the whole
+            axis, aligned as in a whole-image pass, so the network's own padding at the image's border is
+            what a whole-image pass sees); an image that fits whole is one pass without any margin.
 
     The output stride is balanced: with ``n`` tiles needed along an axis, each gets about ``1/n`` of
     the axis (rounded up to a multiple of ``P``), so a 512 px image with a 572 px tile limit becomes two
@@ -180,8 +182,9 @@ def plan_grid(
     pool = sizes.total_pool_factor(config)
     valid = config.padding == "valid"
     margins = context_margin(config, context)
-    if not valid and _fits_whole(image_shape, pool, max_input_shape):
-        margins = (0,) * len(pool)
+    if not valid:
+        margins = tuple(0 if _fits_whole([n], [p], None if max_input_shape is None else [max_input_shape[a]]) else m
+                        for a, (n, p, m) in enumerate(zip(image_shape, pool, margins)))
     axes = []
     for axis, (size, p, margin) in enumerate(zip(image_shape, pool, margins)):
         size = int(size)
