@@ -50,17 +50,49 @@ def test_anisotropic_spacing_gives_thin_sections_seeds():
     """Two cells above each other, 3 sections each, a membrane section with a 3 x 3 hole between them.
 
     Counted in voxels, no point of a 3-section cell is farther than 3 from the membrane, so no seed
-    passes a seed distance of 4 and the hole merges the cells; with sections 10x thicker than pixels the
-    in-plane distance counts and each cell gets its seed.
+    passes a seed distance of 4 and the hole merges the cells; with sections 2x thicker than pixels (still
+    one 3D watershed: not thicker than ``SECTION_RATIO``) the in-plane distance counts and each cell gets
+    its seed.
     """
     interior = np.full((7, 24, 24), 0.95, np.float32)
     interior[3] = 0.05
     interior[3, 11:14, 11:14] = 0.9
     settings = CellSettings(seed_distance=4.0)
     assert cells_from_membranes(interior, settings).max() == 1
-    cells = cells_from_membranes(interior, settings, spacing=(10, 1, 1))
+    cells = cells_from_membranes(interior, settings, spacing=(2, 1, 1))
     assert cells.max() == 2 and cells.min() == 1
     assert len(np.unique(cells[:3])) == 1 and len(np.unique(cells[4:])) == 1 and cells[0, 0, 0] != cells[6, 0, 0]
+
+
+def oblique_membrane_stack() -> np.ndarray:
+    """4 sections of 40 x 40: a membrane between two cells that moves 3 px a section (cut obliquely)."""
+    interior = np.full((4, 40, 40), 0.95, np.float32)
+    for z in range(4):
+        interior[z, :, 16 + 3 * z] = 0.05
+    return interior
+
+
+def test_thick_sections_get_cells_per_section_linked_across_sections():
+    cells = cells_from_membranes(oblique_membrane_stack(), CellSettings(seed_distance=2.0), spacing=(10, 1, 1))
+    assert cells.max() == 2
+    assert all(cells[z, 5, 2] == cells[0, 5, 2] and cells[z, 5, 37] == cells[0, 5, 37] for z in range(4))
+    assert cells[0, 5, 2] != cells[0, 5, 37]
+
+
+def test_a_cell_that_leaves_the_stack_for_a_section_is_not_linked_through_it():
+    """Section 2 is membrane on the left: the left cell of sections 0-1 and the one of section 3 have no
+    overlap to link them, so they are two cells (one 3D component of the interior would be one as well)."""
+    interior = oblique_membrane_stack()
+    interior[2, :, :19] = 0.05
+    cells = cells_from_membranes(interior, CellSettings(seed_distance=2.0), spacing=(10, 1, 1))
+    assert cells[0, 5, 2] == cells[1, 5, 2] != cells[3, 5, 2]
+
+
+def test_the_grid_of_a_section_stack_gives_the_cells_of_each_setting():
+    interior = oblique_membrane_stack()
+    interior[1, 20:22, 5:9] = 0.6  # a faint spot: some settings split it off
+    for settings, cells in cells_over_grid(interior, 0.7, [1.0, 3.0], [0.2, 0.5], spacing=(10, 1, 1)):
+        np.testing.assert_array_equal(cells, cells_from_membranes(interior, settings, spacing=(10, 1, 1)))
 
 
 def hand_made_graph() -> RegionGraph:

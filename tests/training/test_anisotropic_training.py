@@ -139,8 +139,9 @@ def test_the_cache_key_changes_with_the_spacing(tmp_path):
 
 def test_validation_cells_measure_seeds_in_the_spacing():
     """Two cells parted across z by one membrane section with a 2x2 hole. Isotropic, no voxel is more than 2
-    from a membrane, no seed clears distance 3, and the component through the hole is one cell. With the
-    spacing the sections are 10.9 in-plane pixels apart: a seed in each cell, and the membrane parts them."""
+    from a membrane, no seed clears distance 3, and the component through the hole is one cell. With sections
+    2 in-plane pixels apart (one 3D watershed: not a stack of thick sections, whose cells are made per section)
+    the distance across z counts double: a seed in each cell, and the membrane parts them."""
     interior = np.ones((5, 24, 24), np.float32)
     interior[2] = 0
     interior[2, 11:13, 11:13] = 1
@@ -150,7 +151,7 @@ def test_validation_cells_measure_seeds_in_the_spacing():
     probabilities = [np.stack([1 - interior, interior])]
     grid = {"interior_thresholds": (0.5,), "seed_distances": (3.0,), "merge_thresholds": (0.5,)}
     merged, _, _ = cell_metrics([sample], probabilities, **grid)
-    split, _, settings = cell_metrics([sample], probabilities, spacing=SPACING, **grid)
+    split, _, settings = cell_metrics([sample], probabilities, spacing=(9.2, 4.6, 4.6), **grid)
     assert split == pytest.approx(0.0, abs=1e-6) and merged > 0.3
     assert settings["cells_seed_distance"] == 3.0
 

@@ -42,8 +42,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from biounet.data.finite import checked_image
 from biounet.data.normalization import NormalizationConfig, normalize
@@ -52,6 +50,7 @@ from biounet.data.readers import Sample, TrainingData, list_images, read_image_f
 from biounet.data.targets import Target, TargetConfig
 from biounet.errors import DataError
 from biounet.io.images import read_image
+from biounet.metrics.segmentation import link_sections as link_section_labels
 
 #: The class names of the VNC semantic target (:data:`biounet.training.recipes.PRESETS` ``"vnc-classes"``).
 VNC_CLASSES = ("background", "membrane", "mitochondria", "synapse")
@@ -141,47 +140,13 @@ def read_raw(stack_dir: Path, sections: dict[int, Path], nan_policy: str = "refu
 def link_sections(interior: np.ndarray, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
     """Neurons ``(Z, Y, X)`` int32 (0 = membrane) from an interior mask ``(Z, Y, X)`` bool.
 
-    Each section's interior is split into its 2D connected components (4-connectivity); a component of
-    section z and one of section z + 1 are the same neuron when each is the other's largest overlap and
-    the overlap covers at least ``min_overlap`` of the smaller one. Mutual best matches keep a branch or a
-    gap in one section's membrane from chaining many neurons together (what 3D components do here).
+    Each section's interior is split into its 2D connected components (4-connectivity), linked across
+    sections by mutual largest overlap (:func:`biounet.metrics.segmentation.link_sections`). Mutual best
+    matches keep a branch or a gap in one section's membrane from chaining many neurons together (what 3D
+    components do here: at 50 nm a section, membranes of neighbouring sections rarely overlap).
     """
-    labels = np.zeros(interior.shape, dtype=np.int64)
-    offset = 0
-    for z in range(interior.shape[0]):
-        section, count = ndi.label(interior[z])
-        labels[z] = np.where(section > 0, section + offset, 0)
-        offset += count
-    sizes = np.bincount(labels.ravel(), minlength=offset + 1)
-    links = [_mutual_matches(labels[z], labels[z + 1], sizes, min_overlap) for z in range(interior.shape[0] - 1)]
-    first, second = (np.concatenate([link[i] for link in links] + [np.zeros(0, np.int64)]) for i in (0, 1))
-    graph = coo_matrix((np.ones(first.size), (first, second)), shape=(offset + 1, offset + 1))
-    _, component = connected_components(graph, directed=False)
-    ids = np.where(component == component[0], 0, component + (component < component[0]))  # membrane (label 0): 0
-    return ids[labels].astype(np.int32)
-
-
-def _mutual_matches(first: np.ndarray, second: np.ndarray, sizes: np.ndarray,
-                    min_overlap: float) -> tuple[np.ndarray, np.ndarray]:
-    """Label pairs ``(a, b)`` of two sections that are each other's largest overlap, overlapping by at least
-    ``min_overlap`` of the smaller label."""
-    both = (first > 0) & (second > 0)
-    base = np.int64(sizes.size)
-    keys, counts = np.unique(first[both].astype(np.int64) * base + second[both], return_counts=True)
-    a, b = keys // base, keys % base
-    best_of_a = _best(a, b, counts)
-    best_of_b = _best(b, a, counts)
-    mutual = (best_of_a == b) & (best_of_b == a) & (counts >= min_overlap * np.minimum(sizes[a], sizes[b]))
-    return a[mutual], b[mutual]
-
-
-def _best(owner: np.ndarray, partner: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """For each pair, the partner of largest overlap of its owner (ties: the smaller partner label)."""
-    order = np.lexsort((partner, -counts, owner))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = owner[order][1:] != owner[order][:-1]
-    best = dict(zip(owner[order][first].tolist(), partner[order][first].tolist()))
-    return np.array([best[o] for o in owner.tolist()], dtype=np.int64)
+    sections = np.stack([ndi.label(section)[0] for section in interior])
+    return link_section_labels(sections, min_overlap)
 
 
 def neuron_labels(stack: str | os.PathLike, sections: Sequence[int] | None = None) -> np.ndarray:

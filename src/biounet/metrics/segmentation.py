@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from biounet.errors import DataError
 from biounet.metrics._checks import as_mask
@@ -105,3 +107,61 @@ def cells_from_isbi_label(label: np.ndarray, connectivity: int = 1) -> np.ndarra
     :func:`~biounet.metrics.adapted_rand_error` ignores.  Any binary map (``!= 0`` = interior) works.
     """
     return label_components(np.asarray(label) > 0, connectivity)
+
+
+def link_sections(sections: np.ndarray, min_overlap: float = 0.5, inside: np.ndarray | None = None) -> np.ndarray:
+    """Objects ``(Z, Y, X)`` int32 from 2D segments labelled per section, linked across neighbouring sections.
+
+    ``sections`` holds each section's own segment ids (0 = none; ids may repeat from one section to the
+    next). A segment of section z and one of section z + 1 become one object when each is the other's
+    largest overlap and the overlap covers at least ``min_overlap`` of the smaller one. This is how objects
+    continue through a stack whose sections are much thicker than its pixels (serial-section EM): one 3D
+    watershed or 3D components there join neighbouring objects wherever their walls do not overlap from
+    one section to the next, and mutual best matches keep one branch or gap from chaining many together.
+    Objects are numbered 1..N in order of their first segment. ``inside`` (``(Z, Y, X)`` bool, optional):
+    only these pixels count for the overlaps and sizes, e.g. the interior of cells whose segments also
+    cover the membranes (so a section where a cell is all membrane links nothing through it).
+    """
+    labels = np.zeros(sections.shape, dtype=np.int64)
+    offset = 0
+    for z, section in enumerate(sections):
+        ids, compact = np.unique(section, return_inverse=True)
+        compact = compact.reshape(section.shape)
+        if ids[0] != 0:
+            compact = compact + 1
+        count = int(compact.max())
+        labels[z] = np.where(section != 0, compact + offset, 0)
+        offset += count
+    voting = labels if inside is None else np.where(inside, labels, 0)
+    sizes = np.bincount(voting.ravel(), minlength=offset + 1)
+    links = [_mutual_matches(voting[z], voting[z + 1], sizes, min_overlap) for z in range(sections.shape[0] - 1)]
+    first, second = (np.concatenate([link[i] for link in links] + [np.zeros(0, np.int64)]) for i in (0, 1))
+    graph = coo_matrix((np.ones(first.size), (first, second)), shape=(offset + 1, offset + 1))
+    _, component = connected_components(graph, directed=False)
+    ids = np.where(component == component[0], 0, component + (component < component[0]))  # label 0 stays 0
+    return ids[labels].astype(np.int32)
+
+
+def _mutual_matches(first: np.ndarray, second: np.ndarray, sizes: np.ndarray,
+                    min_overlap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Label pairs ``(a, b)`` of two sections that are each other's largest overlap, overlapping by at least
+    ``min_overlap`` of the smaller label."""
+    both = (first > 0) & (second > 0)
+    base = np.int64(sizes.size)
+    keys, counts = np.unique(first[both].astype(np.int64) * base + second[both], return_counts=True)
+    a, b = keys // base, keys % base
+    best_of_a = _best(a, b, counts)
+    best_of_b = _best(b, a, counts)
+    mutual = (best_of_a == b) & (best_of_b == a) & (counts >= min_overlap * np.minimum(sizes[a], sizes[b]))
+    return a[mutual], b[mutual]
+
+
+def _best(owner: np.ndarray, partner: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """For each pair, the partner of largest overlap of its owner (ties: the smaller partner label)."""
+    if owner.size == 0:
+        return owner
+    order = np.lexsort((partner, -counts, owner))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    best = dict(zip(owner[order][first].tolist(), partner[order][first].tolist()))
+    return np.array([best[o] for o in owner.tolist()], dtype=np.int64)
