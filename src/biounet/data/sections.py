@@ -197,10 +197,23 @@ def stack_target(stack_dir: Path, chosen: dict[int, Path], shape: tuple[int, int
                   convention="sections: membranes > 0, neurons = interiors linked across sections")
 
 
+def mirrored_sections(count: int, z_context: int) -> np.ndarray:
+    """Section numbers ``0..count-1`` with ``z_context`` more at each end, mirrored by reflection about the end
+    sections (``np.pad(mode="reflect")``: section -1 is section 1); entry ``z + j`` is the ``j``-th input section
+    of section ``z``. The one convention of 2.5D inputs, in training and in prediction."""
+    return np.pad(np.arange(count), z_context, mode="reflect")
+
+
+def section_indices(z: int, count: int, z_context: int) -> np.ndarray:
+    """The ``2 z_context + 1`` sections that section ``z`` of ``count`` is seen with:
+    ``section_indices(0, 5, 2) == [2, 1, 0, 1, 2]``."""
+    return mirrored_sections(count, z_context)[z: z + 2 * z_context + 1]
+
+
 def context_channels(stack: np.ndarray, z: int, z_context: int) -> np.ndarray:
     """Section ``z`` of ``stack`` ``(C, Z, Y, X)`` with its ``z_context`` neighbours on each side:
-    ``((2k + 1) C, Y, X)``, section-major, mirrored at the ends (reflection, section -1 is section 1)."""
-    indices = np.pad(np.arange(stack.shape[1]), z_context, mode="reflect")[z: z + 2 * z_context + 1]
+    ``((2k + 1) C, Y, X)``, section-major, mirrored at the ends (:func:`section_indices`)."""
+    indices = section_indices(z, stack.shape[1], z_context)
     return stack[:, indices].transpose(1, 0, 2, 3).reshape(-1, *stack.shape[2:])
 
 
@@ -269,8 +282,10 @@ __all__ = [
     "find_stack",
     "link_sections",
     "mask_folder",
+    "mirrored_sections",
     "neuron_labels",
     "read_sections",
+    "section_indices",
     "section_numbers",
     "semantic_labels",
     "split_volume",

@@ -20,17 +20,9 @@ from typing import Any
 import numpy as np
 
 from biounet.data.normalization import IntensityStats, NormalizationConfig, image_statistics
+from biounet.data.sections import mirrored_sections, section_indices
 from biounet.errors import DataError
 from biounet.model.config import UNetConfig
-
-
-def section_indices(z: int, count: int, z_context: int) -> np.ndarray:
-    """The ``2 z_context + 1`` section numbers that section ``z`` of ``count`` sections is predicted from.
-
-    Reflection about the end sections (``np.pad(mode="reflect")``): ``section_indices(0, 5, 2) == [2, 1, 0, 1, 2]``.
-    """
-    padded = np.pad(np.arange(count), z_context, mode="reflect")
-    return padded[z : z + 2 * z_context + 1]
 
 
 def file_config(config: UNetConfig, z_context: int, name: str = "model") -> UNetConfig:
@@ -78,7 +70,7 @@ class SectionContextView:
         self.file_channels = channels
         self.shape: tuple[int, ...] = ((2 * z_context + 1) * channels, sections, *map(int, base.shape[2:]))
         self.dtype = np.dtype(base.dtype)
-        self.padded = np.pad(np.arange(sections), z_context, mode="reflect")
+        self.padded = mirrored_sections(sections, z_context)
 
     @property
     def ndim(self) -> int:
