@@ -306,3 +306,17 @@ def test_bad_packages_and_requests_are_one_line_errors_naming_the_file(tmp_path)
     with pytest.raises(BiounetError, match=r"model\.onnx: a bioimage\.io package is a \.zip file"):
         export_bioimageio(model, tmp_path / "model.onnx", PackageInfo(), test=False)
     assert not (tmp_path / "bare.zip").exists() and not (tmp_path / "model.onnx").exists()
+
+
+def test_a_2_5d_model_is_refused_in_one_line(tmp_path):
+    """A bioimage.io package takes one image; a 2.5D model needs the neighbouring sections as channels."""
+    from biounet.errors import BiounetError
+    from biounet.export.bioimageio import export_bioimageio
+    from biounet.io.checkpoint import save_model
+    from biounet.model import UNet
+
+    model = save_model(UNet(in_channels=3, base_channels=4, depth=1, padding="same"), tmp_path / "m.safetensors",
+                       pipeline={"z_context": 1})
+    with pytest.raises(BiounetError) as error:
+        export_bioimageio(model, tmp_path / "m.zip")
+    assert "2.5D" in str(error.value) and "\n" not in str(error.value) and not (tmp_path / "m.zip").exists()

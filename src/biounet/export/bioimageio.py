@@ -93,6 +93,10 @@ def export_bioimageio(
     if out.suffix != ".zip":
         raise BiounetError(f"{out}: a bioimage.io package is a .zip file")
     bundle = load_bundle(model)
+    if bundle.pipeline.z_context:
+        raise BiounetError(f"{model}: a 2.5D model (z context {bundle.pipeline.z_context}) reads a section with its "
+                           "neighbours as channels, which a bioimage.io package cannot describe; export it as ONNX or "
+                           "TorchScript (--format onnx|torchscript) or train it as a 3D model")
     run_dir = Path(model) if Path(model).is_dir() else None
     with tempfile.TemporaryDirectory(prefix="biounet-bioimageio-") as tmp:
         folder = Path(tmp)
