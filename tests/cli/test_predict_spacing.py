@@ -96,7 +96,7 @@ def test_spacing_makes_the_membrane_section_a_thick_wall(workspace: Path, tmp_pa
     assert json.loads((tmp_path / "volume_instances.npy.json").read_text())["settings"]["spacing"] == [2, 1, 1]
 
 
-@pytest.mark.parametrize("value", ["1,0,1", "a,b", "1,2,3,4"])
+@pytest.mark.parametrize("value", ["1,0,1", "a,b", "1,2,3,4", "inf,1,1", "nan,1,1"])
 def test_bad_spacing_is_a_one_line_usage_error(workspace: Path, tmp_path: Path, value: str) -> None:
     result = biounet(workspace / "m3.safetensors", workspace / "volume.npy", "--out", tmp_path, "--spacing", value)
     assert result.returncode == 2

@@ -7,6 +7,7 @@ Each is an ``argparse`` ``type=``: it turns the text into a value or raises
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 
@@ -64,7 +65,7 @@ def spacing(text: str) -> list[float]:
         values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         values = []
-    if len(values) not in (2, 3) or not all(v > 0 for v in values):
+    if len(values) not in (2, 3) or not all(0 < v < math.inf for v in values):
         raise argparse.ArgumentTypeError(f"takes 2 or 3 positive sizes Z,Y,X or Y,X (e.g. 50,4.6,4.6), not {text!r}")
     return values
 

@@ -83,7 +83,7 @@ class DataConfig:
             raise ConfigError(f"data.layout must be 'folders', 'dsb' or 'sections', not {self.layout!r}")
         if self.spacing is not None:
             self.spacing = [float(v) for v in self.spacing]
-            if len(self.spacing) not in (2, 3) or not all(v > 0 for v in self.spacing):
+            if len(self.spacing) not in (2, 3) or not all(0 < v < float("inf") for v in self.spacing):
                 raise ConfigError(f"data.spacing must be 2 or 3 positive sizes (Y, X or Z, Y, X), not {self.spacing}")
         if self.z_context < 0:
             raise ConfigError(f"data.z_context must be >= 0 sections, not {self.z_context}")
