@@ -73,3 +73,22 @@ def test_every_bad_input_is_named_before_anything_is_predicted(images: Path, tmp
     assert [p.path.name for p in plan.inputs] == ["a.png", "b.png", "c.npy"]
     assert sorted(path.name for path, _ in plan.bad) == ["broken.png", "cube.npy", "empty.tif"]
     assert not (tmp_path / "out").exists()
+
+
+def test_biounet_predict_takes_a_stack_file_for_a_2d_model_section_by_section(tmp_path):
+    """A multi-page TIFF given by path is a stack of sections, as ``biounet predict FILE`` reads it (an array
+    ``(Z, Y, X)`` stays ambiguous with channels and is not)."""
+    import tifffile
+    import torch
+
+    import biounet
+
+    torch.manual_seed(0)
+    model = UNet(base_channels=4, depth=2, padding="same", norm="batch").eval()
+    stack = np.random.default_rng(0).integers(0, 255, (3, 40, 40), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    options = {"precision": "fp32", "progress": False, "pipeline": {"normalization": {"method": "minmax"}}}
+    whole = biounet.predict(model, str(tmp_path / "stack.tif"), **options)
+    assert whole.shape == (2, 3, 40, 40)
+    for z in range(3):
+        np.testing.assert_allclose(whole[:, z], biounet.predict(model, stack[z], **options), atol=1e-3)

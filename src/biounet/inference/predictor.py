@@ -142,13 +142,14 @@ def predict(
     if isinstance(image, (str, os.PathLike)):
         try:  # the training data's channel axis first, as biounet predict does, then "auto"
             source, info = open_for_model(
-                image, bundle.config, channel_axis=hint or channel_axis, channels=channels, z_context=z
+                image, bundle.config, channel_axis=hint or channel_axis, channels=channels, z_context=z,
+                allow_stack=True,
             )
         except DataError:
             if not hint:
                 raise
             source, info = open_for_model(image, bundle.config, channel_axis=channel_axis, channels=channels,
-                                          z_context=z)
+                                          z_context=z, allow_stack=True)
     else:
         if hint and np.ndim(image) != bundle.config.spatial_dims + 1:
             hint = None  # an array without a channel axis (a grey (Y, X) image for an RGB-trained model's channel 0)
