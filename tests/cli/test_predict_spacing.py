@@ -10,38 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
-
-from biounet.io.checkpoint import save_model
-from biounet.model import UNet
 
 
 def biounet(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "biounet", "predict", *map(str, args)], capture_output=True, text=True, timeout=300
     )
-
-
-def membrane_model(path: Path, dims: int, z_context: int = 0, seed_distance: float = 4.0) -> Path:
-    """A pass-through membrane model: P(interior) = sigmoid(20 x - 10) of the min-max normalised intensity ``x``
-    of the (middle) input channel; a 2.5D one (``z_context``) takes ``2 z_context + 1`` channels."""
-    channels = 2 * z_context + 1
-    model = UNet(spatial_dims=dims, in_channels=channels, base_channels=4, depth=2, num_classes=2, dropout=0.0)
-    centre = (1,) * dims
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        modules = dict(model.named_modules())
-        modules["encoder_first.0"].weight[(0, z_context, *centre)] = 1.0
-        for name in ("encoder_first.3", "up.1.block.0", "up.1.block.3"):
-            modules[name].weight[(0, 0, *centre)] = 1.0
-        model.head.weight[(slice(None), 0) + (0,) * dims] = torch.tensor([-10.0, 10.0])
-        model.head.bias[:] = torch.tensor([5.0, -5.0])
-    cells = {"interior_threshold": 0.5, "seed_distance": seed_distance, "merge_threshold": 0.3, "min_size": 4}
-    target = {"kind": "instances", "style": "membrane", "class_names": ["membrane", "interior"],
-              "interior_class": 1, "foreground_classes": [0, 1], "threshold": 0.5, "cells": cells}
-    pipeline = {"target": target, "normalization": {"method": "minmax"}, "z_context": z_context}
-    return save_model(model, path, pipeline=pipeline)
 
 
 def three_sections() -> np.ndarray:
@@ -55,7 +29,7 @@ def three_sections() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def workspace(tmp_path_factory, membrane_model) -> Path:
     root = tmp_path_factory.mktemp("predict_spacing")
     membrane_model(root / "m25.safetensors", 2, z_context=1, seed_distance=2.0)
     membrane_model(root / "m3.safetensors", 3)

@@ -8,35 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 import biounet
 from biounet.errors import DataError
 from biounet.inference.files import open_input
 from biounet.inference.predictor import PredictOptions, predict_to
-from biounet.io.checkpoint import load_bundle, save_model
-from biounet.model import UNet
+from biounet.io.checkpoint import load_bundle
 
 SETTINGS = {"precision": "fp32", "progress": False}
-
-
-def membrane_model(path: Path, dims: int, spacing: list[float] | None = None, seed_distance: float = 4.0) -> Path:
-    """A pass-through membrane model (as in test_blockwise): P(interior) = sigmoid(20 x - 10) of the min-max
-    normalised intensity ``x``; cells with ``seed_distance`` (in the spacing's in-plane pixels)."""
-    model = UNet(spatial_dims=dims, base_channels=4, depth=2, num_classes=2, dropout=0.0)
-    centre = (0, 0) + (1,) * dims
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        for name in ("encoder_first.0", "encoder_first.3", "up.1.block.0", "up.1.block.3"):
-            dict(model.named_modules())[name].weight[centre] = 1.0
-        model.head.weight[(slice(None), 0) + (0,) * dims] = torch.tensor([-10.0, 10.0])
-        model.head.bias[:] = torch.tensor([5.0, -5.0])
-    cells = {"interior_threshold": 0.5, "seed_distance": seed_distance, "merge_threshold": 0.3, "min_size": 4}
-    target = {"kind": "instances", "style": "membrane", "class_names": ["membrane", "interior"],
-              "interior_class": 1, "foreground_classes": [0, 1], "threshold": 0.5, "cells": cells}
-    pipeline = {"target": target, "normalization": {"method": "minmax"}, "spacing": spacing}
-    return save_model(model, path, pipeline=pipeline)
 
 
 def cells_split_across_z() -> np.ndarray:
@@ -54,7 +33,7 @@ def cells_split_across_z() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
+def models(tmp_path_factory, membrane_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("spacing_models")
     return {
         "3d": membrane_model(root / "m3.safetensors", 3),
