@@ -183,7 +183,7 @@ def plan_grid(
     valid = config.padding == "valid"
     margins = context_margin(config, context)
     if not valid:
-        margins = tuple(0 if _fits_whole([n], [p], None if max_input_shape is None else [max_input_shape[a]]) else m
+        margins = tuple(0 if _axis_fits_whole(n, p, None if max_input_shape is None else max_input_shape[a]) else m
                         for a, (n, p, m) in enumerate(zip(image_shape, pool, margins)))
     axes = []
     for axis, (size, p, margin) in enumerate(zip(image_shape, pool, margins)):
@@ -208,8 +208,6 @@ def plan_grid(
     return TileGrid(tuple(axes))
 
 
-def _fits_whole(image_shape: Sequence[int], pool: Sequence[int], max_input_shape: Sequence[int] | None) -> bool:
-    """Whether a same-padded model can take the whole image (rounded up to its pooling grid) in one pass."""
-    if max_input_shape is None:
-        return True
-    return all(math.ceil(int(n) / p) * p <= int(m) for n, p, m in zip(image_shape, pool, max_input_shape))
+def _axis_fits_whole(size: int, pool: int, limit: int | None) -> bool:
+    """Whether a same-padded model can take a whole axis (rounded up to its pooling grid) in one tile."""
+    return limit is None or math.ceil(int(size) / pool) * pool <= int(limit)
