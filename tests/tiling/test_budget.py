@@ -58,3 +58,29 @@ def test_a_same_padded_network_takes_a_whole_axis_without_its_context() -> None:
     budget = int(4e5 * activation_bytes_per_pixel(config, "fp32"))
     shape = max_input_shape(config, (3, 1024, 1024), margins, "fp32", CPU, budget)
     assert shape[0] == 4 and shape[1] == shape[2] == int((4e5 / 4) ** 0.5)
+
+
+def test_tiles_are_shaped_like_the_context_so_anisotropic_models_keep_most_of_each_tile() -> None:
+    """2 sections of z context and 40 px in-plane: tiles thin in z and wide in-plane (the same fraction of
+    context on every axis), where an equal split would keep a sliver of a cube."""
+    config = UNetConfig(spatial_dims=3, base_channels=4, depth=3, padding="same", pool_factors=[(1, 2, 2)] * 3,
+                        kernel_sizes=[(1, 3, 3)] * 3 + [3])
+    margins = context_margin(config)
+    assert margins[0] < margins[1] == margins[2]
+    budget = int(2e6 * activation_bytes_per_pixel(config, "fp32"))
+    shape = max_input_shape(config, (1024, 4096, 4096), margins, "fp32", CPU, budget)
+    assert shape[1] == shape[2] and 0.9 * 2e6 <= math.prod(shape) <= 2e6
+    assert abs(shape[0] / shape[1] - margins[0] / margins[1]) < 0.01  # in proportion to the context
+    kept = math.prod(n - 2 * m for n, m in zip(shape, margins))
+    side = round(2e6 ** (1 / 3))
+    assert kept > 3 * (side - 2 * margins[0]) * (side - 2 * margins[1]) ** 2  # the cube would keep far less
+
+
+def test_an_axis_that_needs_two_tiles_of_its_share_is_taken_whole_and_largest_caps_the_input() -> None:
+    config = UNetConfig(base_channels=4, depth=2, padding="same")
+    margins = context_margin(config)
+    budget = int(2**20 * activation_bytes_per_pixel(config, "fp32"))  # 1024 x 1024 pixels
+    shape = max_input_shape(config, (1500, 1500), margins, "fp32", CPU, budget)
+    assert shape[0] == 1500 and shape[1] == int(2**20 / 1500)  # one axis whole, no context along it
+    capped = max_input_shape(config, (4096, 4096), margins, "fp32", CPU, budget, largest=(300, 5000))
+    assert capped[0] == 300 and capped[1] == 2**20 // 300

@@ -214,9 +214,8 @@ def plan_tiles(
     limit = _tile_limit(options.tile_size, config.spatial_dims)
     if limit is None:
         margins = context_margin(config, options.context)
-        limit = max_input_shape(config, spatial, margins, precision, device)
-        if largest_output is not None:
-            limit = tuple(min(n, int(b) + 2 * m) for n, b, m in zip(limit, largest_output, margins))
+        largest = None if largest_output is None else [int(b) + 2 * m for b, m in zip(largest_output, margins)]
+        limit = max_input_shape(config, spatial, margins, precision, device, largest=largest)
     grid = plan_grid(config, spatial, limit, options.context)
     return grid, options.batch_size or batch_size_for(config, grid.input_shape, precision, device)
 

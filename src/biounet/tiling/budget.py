@@ -21,7 +21,9 @@ from biounet.model.sizes import total_pool_factor
 
 #: Activation memory allowed for one batch on CPU (also capped at a quarter of the available RAM).
 CPU_BUDGET_BYTES = 768 * 2**20
-#: Largest input tile on CPU in pixels (1024 x 1024 in 2D, ~100^3 in 3D): bigger tiles gain little speed.
+#: Largest 2D input tile on CPU in pixels (1024 x 1024): bigger tiles gain little speed.  3D tiles grow to
+#: the memory budget instead: with a same-padded 3D network's context (40 voxels a side at depth 3) a 100^3
+#: tile would keep 20^3, so there the margins, not the speed per voxel, decide.
 CPU_MAX_TILE_PIXELS = 2**20
 #: On CPU, batch small tiles up to about this many input pixels per batch (larger batches gain nothing).
 CPU_BATCH_PIXELS = 2**20
@@ -57,33 +59,62 @@ def max_input_shape(
     precision: str,
     device: torch.device,
     budget: int | None = None,
+    largest: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
-    """The largest input tile per axis that fits the memory budget, shaped like the image.
+    """The largest input tile per axis that fits the memory budget, shaped like the image and the context.
 
-    Axes where the whole image (plus context) fits are taken whole; the remaining pixels are shared
-    equally between the other axes, so a 45 x 300 x 211 stack gets tiles of the full depth. A
-    same-padded network needs no context along an axis it takes whole (the image's border is a border
-    there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such an axis counts without
-    its margins: a stack of 3 sections of 1024 x 1024 with 8 sections of z context gets tiles of 4
-    sections, not 20, and five times as many pixels in-plane.
+    Axes where the whole image (plus context) fits are taken whole, as are axes that reach ``largest`` (a
+    cap on the input per axis, e.g. the blockwise driver's block plus its margins); the remaining pixels are
+    shared between the other axes **in proportion to their context**.  That shape keeps the most output per
+    input pixel: maximising ``prod(n - 2m)`` under ``prod(n) = const`` gives ``n`` proportional to ``m``, the
+    same fraction of context on every axis.  With equal margins (2D, isotropic 3D) tiles are square or cubic
+    as before; an anisotropic model with 2 sections of z context and 40 px in-plane gets tiles of ~14 x 270 x
+    270 voxels, not 100^3 (which kept 16 x 16 px of its 96 x 96 in-plane).  An axis whose share reaches half
+    its length is taken whole too (:func:`_share`): a 45 x 300 x 211 stack gets tiles of the full depth.  A
+    same-padded network needs no context along an axis it takes whole (the
+    image's border is a border there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such
+    an axis counts without its margins: a stack of 3 sections of 1024 x 1024 with 8 sections of z context
+    gets tiles of 4 sections, not 20, and five times as many pixels in-plane.
     """
     budget = memory_budget(device) if budget is None else budget
     pixels = budget / activation_bytes_per_pixel(config, precision)
-    if device.type == "cpu":
+    if device.type == "cpu" and config.spatial_dims == 2:
         pixels = min(pixels, CPU_MAX_TILE_PIXELS)
     pool = total_pool_factor(config)
     context = 2 if config.padding == "valid" else 0  # margins an axis taken whole still needs, per side
-    needed = [math.ceil(int(n) / p) * p + context * int(m) for n, m, p in zip(image_shape, margins, pool)]
-    shape = list(needed)
-    order = sorted(range(len(needed)), key=lambda a: needed[a])
-    for position, axis in enumerate(order):
-        side = max(1.0, pixels) ** (1.0 / (len(order) - position))
-        if needed[axis] > side:  # this axis and all larger ones share the rest equally
-            for other in order[position:]:
-                shape[other] = max(1, int(side))
-            break
-        pixels /= needed[axis]
-    return tuple(shape)
+    caps = [math.ceil(int(n) / p) * p + context * int(m) for n, m, p in zip(image_shape, margins, pool)]
+    if largest is not None:
+        caps = [min(c, int(n)) for c, n in zip(caps, largest)]
+    weights = [max(1, int(m), int(p)) for m, p in zip(margins, pool)]
+    return _share(pixels, caps, weights)
+
+
+def _share(pixels: float, caps: Sequence[int], weights: Sequence[int]) -> tuple[int, ...]:
+    """Axis lengths with a product of at most ``pixels``: each at most its cap, the uncapped ones in
+    proportion to their weights.
+
+    An axis whose share reaches its cap is fixed there (which frees pixels for the others).  An axis whose
+    share reaches half its cap is fixed there too while another axis is left to shrink: it would need two
+    tiles of its share, at least its whole length, so taking it whole costs nothing along it and saves its
+    context; the other axes give up the pixels.  One axis at a time, the closest to its cap first.
+    """
+    shape: list[int | None] = [None] * len(caps)
+    while True:
+        free = [a for a, n in enumerate(shape) if n is None]
+        if not free:
+            return tuple(int(n) for n in shape)
+        rest = max(1.0, pixels / math.prod(n for n in shape if n is not None))
+        scale = (rest / math.prod(weights[a] for a in free)) ** (1.0 / len(free))
+        capped = [a for a in free if weights[a] * scale >= caps[a]]
+        if not capped and len(free) > 1:
+            closest = max(free, key=lambda a: weights[a] * scale / caps[a])
+            capped = [closest] if 2 * weights[closest] * scale >= caps[closest] else []
+        if not capped:
+            for a in free:
+                shape[a] = max(1, int(weights[a] * scale))
+            return tuple(int(n) for n in shape)
+        for a in capped:
+            shape[a] = caps[a]
 
 
 def batch_size_for(
