@@ -11,10 +11,12 @@ probability (:mod:`biounet.inference.instances`; the cells of membrane models: :
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -229,30 +231,46 @@ class PreparedNetwork:
     memory_format: torch.memory_format
 
 
+#: The folded network of each live model, with the fingerprint it was made from (weakly keyed: the cache
+#: goes with the model, and a deep copy of a model does not copy it).
+_PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[Any, ...], PreparedNetwork]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _fingerprint(model: torch.nn.Module, device: torch.device, fmt: torch.memory_format) -> tuple[Any, ...]:
+    """What the folded network depends on: every parameter's and buffer's storage and version counter (an
+    optimiser step or ``load_state_dict`` bumps the version, replacing a tensor changes the storage), the
+    device and the memory format."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return (str(device), fmt, tuple((t.data_ptr(), t._version) for t in tensors))
+
+
 @contextlib.contextmanager
 def prepared(model: UNet, device: torch.device, precision: str) -> Iterator[PreparedNetwork]:
-    """The model in eval mode, on ``device``, in the fast memory format, batch norm folded; restored afterwards.
+    """The network inference runs: the model's copy with batch norm folded, in eval mode, on ``device``, in the
+    fast memory format.  The model itself is only moved to ``device``.
 
-    Nested uses (a folder's run prepares the model once; a large image inside it prepares it again) get the
-    outer one's network: the model is folded and converted once.
+    The copy is kept while the model lives and its weights do not change, so predicting many images one
+    call at a time (a Python loop over ``biounet.predict``, napari, a folder) copies and folds once, not per
+    call (docs/speed.md).  Training the model, loading other weights or moving it makes a new copy on the
+    next call.  The price: a second copy of the weights in memory while the model lives.
     """
-    outer = model.__dict__.get("_biounet_prepared")
-    if outer is not None:
-        yield outer
-        return
-    was_training = model.training
+    model.to(device=device)
     fmt = memory_format(precision, device, model.config.spatial_dims)
-    model.eval()
-    model.to(device=device, memory_format=fmt)
-    network = PreparedNetwork(fold_batch_norm(model).to(memory_format=fmt), fmt)
-    model.__dict__["_biounet_prepared"] = network
-    try:
-        yield network
-    finally:
-        del model.__dict__["_biounet_prepared"]
-        model.train(was_training)
-        if fmt != torch.contiguous_format:
-            model.to(memory_format=torch.contiguous_format)
+    key = _fingerprint(model, device, fmt)
+    cached = _PREPARED.get(model)
+    if cached is None or cached[0] != key:
+        was_training = model.training
+        model.eval()
+        try:
+            folded = fold_batch_norm(model)
+            folded = copy.deepcopy(folded) if folded is model else folded  # never the model itself
+            network = PreparedNetwork(folded.to(memory_format=fmt), fmt)
+        finally:
+            model.train(was_training)
+        _PREPARED[model] = cached = (key, network)
+    yield cached[1]
 
 
 def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
