@@ -60,6 +60,28 @@ def test_face_merge_joins_an_object_cut_by_a_face_and_not_two_touching_ones() ->
     assert sorted({*tables[0][1:], *tables[1][1:]}) == [1, 2, 3]
 
 
+def test_cells_linked_differently_by_two_blocks_are_joined_section_by_section() -> None:
+    # A stack of thick sections, two blocks side by side along y (axis 1), faces of 4 sections x 3 pixels.
+    # The left block linked one neuron through all 4 sections (its 1); the right block saw less of it and
+    # linked section 0 (its 1) apart from sections 1-3 (its 2).  Over the whole face the majority keeps only
+    # 1-2 and cuts the neuron along the face; section by section each piece joins it.
+    neuron = np.ones((4, 3), np.int64)
+    pieces = np.array([[1] * 3, [2] * 3, [2] * 3, [2] * 3])
+    left = BlockLabels(1, {(1, 1): (neuron, neuron)})
+    right = BlockLabels(2, {(1, -1): (pieces, pieces)})
+    whole = merge_tables([left, right], [[None, 1, None], [None, None, None]])
+    assert whole[1][2] == whole[0][1] != whole[1][1]
+    per_section = merge_tables([left, right], [[None, 1, None], [None, None, None]], per_section=True)
+    assert per_section[0][1] == per_section[1][1] == per_section[1][2] == 1
+    # two cells touching at the face within a section still stay apart
+    own = np.array([[1, 1, 2]] * 4)
+    context = np.array([[1, 1, 0]] * 4)
+    left = BlockLabels(2, {(1, 1): (own, context)})
+    right = BlockLabels(2, {(1, -1): (own, context)})
+    tables = merge_tables([left, right], [[None, 1, None], [None, None, None]], per_section=True)
+    assert tables[0][1] == tables[1][1] and len({tables[0][1], tables[0][2], tables[1][2]}) == 3
+
+
 def test_bad_requests_fail_before_any_work_in_one_line(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = save_model(UNet(depth=2, base_channels=2, dropout=0.0), tmp_path / "m.safetensors")
