@@ -76,11 +76,13 @@ def test_tiles_are_shaped_like_the_context_so_anisotropic_models_keep_most_of_ea
     assert kept > 3 * (side - 2 * margins[0]) * (side - 2 * margins[1]) ** 2  # the cube would keep far less
 
 
-def test_an_axis_that_needs_two_tiles_of_its_share_is_taken_whole_and_largest_caps_the_input() -> None:
-    config = UNetConfig(base_channels=4, depth=2, padding="same")
+def test_an_axis_is_taken_whole_when_that_computes_clearly_fewer_pixels_and_largest_caps_the_input() -> None:
+    config = UNetConfig(base_channels=4, depth=4, padding="same")  # 80 px of context, pooling 16
     margins = context_margin(config)
     budget = int(2**20 * activation_bytes_per_pixel(config, "fp32"))  # 1024 x 1024 pixels
-    shape = max_input_shape(config, (1500, 1500), margins, "fp32", CPU, budget)
-    assert shape[0] == 1500 and shape[1] == int(2**20 / 1500)  # one axis whole, no context along it
+    # 1500 px: strips 1504 x 697 (3 of them, 3.0 Mpx) rather than 2 x 2 squares of 1024 (3.3 Mpx)
+    assert max_input_shape(config, (1500, 1500), margins, "fp32", CPU, budget) == (1504, 2**20 // 1504)
+    # 2048 px: strips would compute 3 % fewer pixels, under the 10 % they must save: squares
+    assert max_input_shape(config, (2048, 2048), margins, "fp32", CPU, budget) == (1024, 1024)
     capped = max_input_shape(config, (4096, 4096), margins, "fp32", CPU, budget, largest=(300, 5000))
     assert capped[0] == 300 and capped[1] == 2**20 // 300

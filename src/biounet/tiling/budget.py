@@ -67,14 +67,16 @@ def max_input_shape(
     cap on the input per axis, e.g. the blockwise driver's block plus its margins); the remaining pixels are
     shared between the other axes **in proportion to their context**.  That shape keeps the most output per
     input pixel: maximising ``prod(n - 2m)`` under ``prod(n) = const`` gives ``n`` proportional to ``m``, the
-    same fraction of context on every axis.  With equal margins (2D, isotropic 3D) tiles are square or cubic
-    as before; an anisotropic model with 2 sections of z context and 40 px in-plane gets tiles of ~14 x 270 x
-    270 voxels, not 100^3 (which kept 16 x 16 px of its 96 x 96 in-plane).  An axis whose share reaches half
-    its length is taken whole too (:func:`_share`): a 45 x 300 x 211 stack gets tiles of the full depth.  A
-    same-padded network needs no context along an axis it takes whole (the
-    image's border is a border there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such
-    an axis counts without its margins: a stack of 3 sections of 1024 x 1024 with 8 sections of z context
-    gets tiles of 4 sections, not 20, and five times as many pixels in-plane.
+    same fraction of context on every axis.  With equal margins (2D, isotropic 3D) tiles are square or
+    cubic; an anisotropic model with 2 sections of z context and 40 px in-plane gets, for 1 Mvoxel, tiles of
+    about 14 x 270 x 270, not 100^3 (which would keep 16 x 16 px of its 96 x 96 in-plane).  An axis whose
+    share reaches half its length is taken whole too (:func:`_share`): a 45 x 300 x 211 stack gets tiles of
+    the full depth.
+
+    A same-padded network needs no context along an axis it takes whole (the image's border is a border
+    there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such an axis counts without its
+    margins: a stack of 3 sections of 1024 x 1024 with 8 sections of z context gets tiles of 4 sections, not
+    20, and five times as many pixels in-plane.
     """
     budget = memory_budget(device) if budget is None else budget
     pixels = budget / activation_bytes_per_pixel(config, precision)
@@ -86,35 +88,69 @@ def max_input_shape(
     if largest is not None:
         caps = [min(c, int(n)) for c, n in zip(caps, largest)]
     weights = [max(1, int(m), int(p)) for m, p in zip(margins, pool)]
-    return _share(pixels, caps, weights)
+    return _share(pixels, caps, weights, [int(n) for n in image_shape], [int(m) for m in margins])
 
 
-def _share(pixels: float, caps: Sequence[int], weights: Sequence[int]) -> tuple[int, ...]:
+def _share(
+    pixels: float, caps: Sequence[int], weights: Sequence[int], lengths: Sequence[int], margins: Sequence[int]
+) -> tuple[int, ...]:
     """Axis lengths with a product of at most ``pixels``: each at most its cap, the uncapped ones in
     proportion to their weights.
 
     An axis whose share reaches its cap is fixed there (which frees pixels for the others).  An axis whose
-    share reaches half its cap is fixed there too while another axis is left to shrink: it would need two
-    tiles of its share, at least its whole length, so taking it whole costs nothing along it and saves its
-    context; the other axes give up the pixels.  One axis at a time, the closest to its cap first.
+    share reaches half its cap may be taken whole too, the others giving up the pixels, when that computes
+    at least :data:`WHOLE_AXIS_GAIN` fewer pixels over the image (:func:`_computed`): a 1500 px image runs as
+    3 strips of 1504 x 697 instead of 4 squares of 912, a 64 x 512 x 512 block of an anisotropic model as 5
+    slabs of 17 x 512 x 512 (docs/speed.md, docs/3d.md).
     """
     shape: list[int | None] = [None] * len(caps)
     while True:
         free = [a for a, n in enumerate(shape) if n is None]
         if not free:
             return tuple(int(n) for n in shape)
-        rest = max(1.0, pixels / math.prod(n for n in shape if n is not None))
-        scale = (rest / math.prod(weights[a] for a in free)) ** (1.0 / len(free))
-        capped = [a for a in free if weights[a] * scale >= caps[a]]
+        proposal = _proportional(pixels, shape, weights)
+        capped = [a for a in free if proposal[a] >= caps[a]]
         if not capped and len(free) > 1:
-            closest = max(free, key=lambda a: weights[a] * scale / caps[a])
-            capped = [closest] if 2 * weights[closest] * scale >= caps[closest] else []
+            closest = max(free, key=lambda a: proposal[a] / caps[a])
+            if 2 * proposal[closest] >= caps[closest]:
+                whole = list(shape)
+                whole[closest] = caps[closest]
+                alternative = _proportional(pixels, whole, weights)
+                if _computed(alternative, lengths, margins, caps) < (1 - WHOLE_AXIS_GAIN) * _computed(
+                    proposal, lengths, margins, caps
+                ):
+                    capped = [closest]
         if not capped:
-            for a in free:
-                shape[a] = max(1, int(weights[a] * scale))
-            return tuple(int(n) for n in shape)
+            return tuple(max(1, int(proposal[a])) for a in range(len(caps)))
         for a in capped:
             shape[a] = caps[a]
+
+
+#: Fewer computed pixels that taking an axis whole must bring before tiles become strips or slabs: elongated
+#: tiles run slower per pixel than square ones (docs/speed.md).
+WHOLE_AXIS_GAIN = 0.1
+
+
+def _proportional(pixels: float, shape: Sequence[int | None], weights: Sequence[int]) -> list[float]:
+    """The fixed axes as they are, the free ones sharing the rest of ``pixels`` in proportion to ``weights``."""
+    free = [a for a, n in enumerate(shape) if n is None]
+    rest = max(1.0, pixels / math.prod(n for n in shape if n is not None))
+    scale = (rest / math.prod(weights[a] for a in free)) ** (1.0 / len(free)) if free else 1.0
+    return [float(n) if n is not None else weights[a] * scale for a, n in enumerate(shape)]
+
+
+def _computed(shape: Sequence[float], lengths: Sequence[int], margins: Sequence[int], caps: Sequence[int]) -> float:
+    """Input pixels the tiles of ``shape`` compute over an image of ``lengths``: per axis its cap when taken
+    whole, else ``k`` tiles of an equal share of the axis plus both margins (as :func:`plan_grid` spreads them)."""
+    total = 1.0
+    for n, length, m, cap in zip(shape, lengths, margins, caps):
+        if n >= cap:
+            total *= cap
+            continue
+        kept = max(1.0, n - 2 * m)
+        tiles = math.ceil(length / kept)
+        total *= tiles * (math.ceil(length / tiles) + 2 * m)
+    return total
 
 
 def batch_size_for(
