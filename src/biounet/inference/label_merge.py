@@ -20,8 +20,8 @@ Cells of a stack of thick sections (:func:`~biounet.inference.cells.is_section_s
 across sections, and two blocks may link the same sections differently (one links a neuron through sections
 1-5, its neighbour as 1-2 and 3-5, each seeing only its part of the cells).  A majority taken over the whole
 face would then keep only the larger part and cut the neuron along the face (docs/3d.md, the 1024^3 run).
-Such faces are paired section by section (``per_section``): a pair is kept when it is the majority partner of both labels within a section, so
-the neighbour's pieces each join the neuron through the sections they share.
+Such faces are paired section by section (``per_section``): a pair is kept when it is the majority partner of
+both labels within a section, so the neighbour's pieces each join the neuron through the sections they share.
 """
 
 from __future__ import annotations
