@@ -24,18 +24,27 @@ def _model(norm: str | None) -> UNet:
 
 
 def test_the_folded_copy_is_reused_until_the_weights_change_and_the_model_is_left_as_it_was() -> None:
-    for norm in ("batch", None):
-        model = _model(norm).train()
-        with prepared(model, CPU, "fp32") as first:
-            pass
-        with prepared(model, CPU, "fp32") as second:
-            pass
-        assert second is first and first.module is not model and not first.module.training
-        assert model.training and next(model.parameters()).is_contiguous()
-        with torch.no_grad():
-            next(model.parameters()).add_(1.0)  # an optimiser step changes weights in place
-        with prepared(model, CPU, "fp32") as third:
-            assert third is not first
+    model = _model("batch").train()
+    with prepared(model, CPU, "bf16") as first:
+        assert first.module is not model and not first.module.training
+        with prepared(model, CPU, "bf16") as nested:  # a large image inside a folder's run
+            assert nested is first
+    with prepared(model, CPU, "bf16") as second:
+        pass
+    assert second is first
+    assert model.training and next(model.parameters()).is_contiguous()
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # an optimiser step changes weights in place
+    with prepared(model, CPU, "bf16") as third:
+        assert third is not first
+
+
+def test_a_model_without_batch_norm_runs_itself_and_is_restored() -> None:
+    model = _model(None).train()
+    with prepared(model, CPU, "bf16") as network:
+        assert network.module is model and not model.training
+        assert model.encoder_first[0].weight.is_contiguous(memory_format=network.memory_format)
+    assert model.training and all(p.is_contiguous() for p in model.parameters())
 
 
 def _probabilities(model: UNet, image: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ probability (:mod:`biounet.inference.instances`; the cells of membrane models: :
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import math
 import sys
@@ -30,7 +29,7 @@ from biounet.inference.instances import InstanceTarget, run_labels
 from biounet.inference.sources import ChannelFirstView
 from biounet.inference.tta import averaged_outputs
 from biounet.inference.writers import Writer, encode_probabilities
-from biounet.model.folding import fold_batch_norm
+from biounet.model.folding import fold_batch_norm, has_batch_norm
 from biounet.model.unet import UNet
 from biounet.runtime import autocast, memory_format
 from biounet.tiling import TileGrid, read_mirrored
@@ -233,9 +232,11 @@ class PreparedNetwork:
 
 #: The folded network of each live model, with the fingerprint it was made from (weakly keyed: the cache
 #: goes with the model, and a deep copy of a model does not copy it).
-_PREPARED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[Any, ...], PreparedNetwork]] = (
+_FOLDED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple[Any, ...], PreparedNetwork]] = (
     weakref.WeakKeyDictionary()
 )
+#: The network of each model inside a ``prepared`` context, so that nested uses share it.
+_ACTIVE: weakref.WeakKeyDictionary[torch.nn.Module, PreparedNetwork] = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(model: torch.nn.Module, device: torch.device, fmt: torch.memory_format) -> tuple[Any, ...]:
@@ -246,31 +247,51 @@ def _fingerprint(model: torch.nn.Module, device: torch.device, fmt: torch.memory
     return (str(device), fmt, tuple((t.data_ptr(), t._version) for t in tensors))
 
 
+def _folded(model: torch.nn.Module, device: torch.device, fmt: torch.memory_format) -> PreparedNetwork:
+    """The model's copy with batch norm folded (the model in eval mode), from the cache while it is current."""
+    key = _fingerprint(model, device, fmt)
+    cached = _FOLDED.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, PreparedNetwork(fold_batch_norm(model).to(memory_format=fmt), fmt))
+        _FOLDED[model] = cached
+    return cached[1]
+
+
 @contextlib.contextmanager
 def prepared(model: UNet, device: torch.device, precision: str) -> Iterator[PreparedNetwork]:
-    """The network inference runs: the model's copy with batch norm folded, in eval mode, on ``device``, in the
-    fast memory format.  The model itself is only moved to ``device``.
+    """The network inference runs, in eval mode, on ``device``, in the fast memory format; the model's mode and
+    memory format are restored afterwards (it stays on ``device``).
 
-    The copy is kept while the model lives and its weights do not change, so predicting many images one
-    call at a time (a Python loop over ``biounet.predict``, napari, a folder) copies and folds once, not per
-    call (docs/speed.md).  Training the model, loading other weights or moving it makes a new copy on the
-    next call.  The price: a second copy of the weights in memory while the model lives.
+    With batch norm it is the model's copy with the norms folded (:mod:`biounet.model.folding`), kept while the
+    model lives and its weights do not change, so predicting many images one call at a time (a Python loop over
+    ``biounet.predict``, napari) copies and folds once, not per call (docs/speed.md); training the model,
+    loading other weights or moving it makes a new copy on the next call, at the price of a second copy of
+    the weights in memory.  Without batch norm it is the model itself (nothing to fold; a bioimage.io
+    package's ONNX session cannot even be copied).  Nested uses (a large image inside a folder's run) share
+    the outer one's network.
     """
+    active = _ACTIVE.get(model)
+    if active is not None:
+        yield active
+        return
+    was_training = model.training
+    model.eval()
     model.to(device=device)
     fmt = memory_format(precision, device, model.config.spatial_dims)
-    key = _fingerprint(model, device, fmt)
-    cached = _PREPARED.get(model)
-    if cached is None or cached[0] != key:
-        was_training = model.training
-        model.eval()
-        try:
-            folded = fold_batch_norm(model)
-            folded = copy.deepcopy(folded) if folded is model else folded  # never the model itself
-            network = PreparedNetwork(folded.to(memory_format=fmt), fmt)
-        finally:
-            model.train(was_training)
-        _PREPARED[model] = cached = (key, network)
-    yield cached[1]
+    in_place = not has_batch_norm(model)
+    try:
+        if in_place:
+            model.to(memory_format=fmt)
+            network = PreparedNetwork(model, fmt)
+        else:
+            network = _folded(model, device, fmt)
+        _ACTIVE[model] = network
+        yield network
+    finally:
+        _ACTIVE.pop(model, None)
+        model.train(was_training)
+        if in_place and fmt != torch.contiguous_format:
+            model.to(memory_format=torch.contiguous_format)
 
 
 def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
