@@ -9,7 +9,7 @@ a short run of ``biounet train --preset vnc --dims 3``. Reported: wall time per 
 timings), blocks, cells, the largest resident memory of this process and of the workers. Run by hand::
 
     .venv/bin/python benchmarks/blockwise_cells.py runs/vnc3d-membranes --data ../shared/data/drosophila_vnc_sstem \\
-        --work /tmp/vnc1024 --size 1024 --workers 2
+        --work runs/vnc1024 --size 1024 --workers 2
 """
 
 from __future__ import annotations
