@@ -138,3 +138,16 @@ def test_predict_makes_the_cells_of_a_membrane_model_with_its_cell_settings(rng,
     settings = json.loads((tmp_path / "cells.tif.json").read_text())["settings"]
     assert settings["cells"] == {"interior_threshold": median, "seed_distance": 1.0, "merge_threshold": 0.5,
                                  "min_size": 4}
+
+
+def test_cells_are_made_per_section_only_for_a_membrane_target_on_thick_sections() -> None:
+    from biounet.inference.instances import InstanceTarget
+    from biounet.pipeline import CellSettings
+
+    def target(cells: CellSettings | None, spacing: tuple[float, ...] | None) -> InstanceTarget:
+        return InstanceTarget(1, [0, 1], 0.5, 4, cells=cells, spacing=spacing)
+
+    assert target(CellSettings(), (50.0, 4.6, 4.6)).cells_per_section(3)
+    assert not target(CellSettings(), (1.0, 1.0, 1.0)).cells_per_section(3)  # isotropic: one 3D watershed
+    assert not target(CellSettings(), None).cells_per_section(3)
+    assert not target(None, (50.0, 4.6, 4.6)).cells_per_section(3)  # nuclei-style instances, no cells

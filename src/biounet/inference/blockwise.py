@@ -42,7 +42,7 @@ from biounet.errors import DataError
 from biounet.inference.block_tasks import BlockJob, instance_block, predict_block, relabel_block
 from biounet.inference.blocks import BlockPlan, plan_blocks
 from biounet.inference.instances import instance_target, prediction_spacing
-from biounet.inference.label_merge import are_section_cells, merge_tables
+from biounet.inference.label_merge import merge_tables
 from biounet.inference.pending import plan_tiles, tiling_note
 from biounet.inference.predictor import PredictOptions, as_bundle
 from biounet.inference.sources import open_for_model
@@ -332,7 +332,7 @@ def _run(client: Any, job: BlockJob, blocks: int, progress: bool, retries: int, 
         t = time.perf_counter()
         faces = _phase(client, instance_block, job, numbers, {}, "instances", progress, retries)
         ordered = [faces[n] for n in numbers]
-        sections = job.target is not None and are_section_cells(job.target, len(job.plan.counts))
+        sections = job.target is not None and job.target.cells_per_section(len(job.plan.counts))
         tables = merge_tables(ordered, [_neighbours(job.plan, n) for n in numbers], per_section=sections)
         _phase(client, relabel_block, job, numbers, dict(enumerate(tables)), "relabel", progress, retries)
         timings["instances_s"] = time.perf_counter() - t

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from biounet.errors import DataError
-from biounet.inference.cells import cells_from_membranes
+from biounet.inference.cells import cells_from_membranes, is_section_stack
 from biounet.pipeline import DEFAULT_MIN_SEED_SIZE as DEFAULT_MIN_SIZE
 from biounet.pipeline import CellSettings
 
@@ -149,6 +149,12 @@ class InstanceTarget:
         if self.cells is None:
             return False
         return spatial_dims == 3 or (stack_axes == 1 and self.spacing is not None and len(self.spacing) == 3)
+
+    def cells_per_section(self, ndim: int) -> bool:
+        """Whether the cells of ``ndim``-dimensional data are made per section and linked across sections (a
+        stack of thick sections, :func:`~biounet.inference.cells.is_section_stack`)."""
+        spacing = relative_to_pixel(self.spacing, ndim)
+        return self.cells is not None and spacing is not None and is_section_stack(spacing)
 
 
 def run_labels(

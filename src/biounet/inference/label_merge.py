@@ -16,7 +16,7 @@ scheme of ``dask_image.ndmeasure.label`` and Cellpose's distributed segmentation
 one connected-components pass over that small graph), with overlap so that touching cells on two sides of a
 face are not joined.
 
-Cells of a stack of thick sections (:func:`~biounet.inference.cells.is_section_stack`) are 2D cells linked
+Cells of a stack of thick sections (:meth:`InstanceTarget.cells_per_section`) are 2D cells linked
 across sections, and two blocks may link the same sections differently (one links a neuron through sections
 1-5, its neighbour as 1-2 and 3-5, each seeing only its part of the cells).  A majority taken over the whole
 face would then keep only the larger part and cut the neuron along the face (docs/3d.md, the 1024^3 run).
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biounet.inference.cells import cells_from_membranes, is_section_stack
+from biounet.inference.cells import cells_from_membranes
 from biounet.inference.instances import InstanceTarget, instances_from_interior, relative_to_pixel
 
 
@@ -56,12 +56,6 @@ def instance_step(interior: np.ndarray, foreground: np.ndarray | None, target: I
     if target.cells is not None:
         return cells_from_membranes(interior, target.cells, spacing=relative_to_pixel(target.spacing, interior.ndim))
     return instances_from_interior(interior, foreground, threshold=target.threshold, min_size=target.min_size)
-
-
-def are_section_cells(target: InstanceTarget, ndim: int) -> bool:
-    """Whether ``target`` makes cells of a stack of thick sections (2D cells linked across sections)."""
-    spacing = relative_to_pixel(target.spacing, ndim)
-    return target.cells is not None and spacing is not None and is_section_stack(spacing)
 
 
 def block_instances(
@@ -167,4 +161,4 @@ def _mutual_majority(pairs: np.ndarray, counts: np.ndarray, left: np.ndarray, ri
     return (2 * counts > left_total) & (2 * counts > right_total)
 
 
-__all__ = ["BlockLabels", "are_section_cells", "block_instances", "instance_step", "merge_tables"]
+__all__ = ["BlockLabels", "block_instances", "instance_step", "merge_tables"]

@@ -70,8 +70,8 @@ def max_input_shape(
     same fraction of context on every axis.  With equal margins (2D, isotropic 3D) tiles are square or
     cubic; an anisotropic model with 2 sections of z context and 40 px in-plane gets, for 1 Mvoxel, tiles of
     about 14 x 270 x 270, not 100^3 (which would keep 16 x 16 px of its 96 x 96 in-plane).  An axis whose
-    share reaches half its length is taken whole too (:func:`_share`): a 45 x 300 x 211 stack gets tiles of
-    the full depth.
+    share reaches half its length is taken whole too when that computes clearly fewer pixels (:func:`_share`):
+    a 45 x 300 x 211 stack gets tiles of the full depth.
 
     A same-padded network needs no context along an axis it takes whole (the image's border is a border
     there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such an axis counts without its
