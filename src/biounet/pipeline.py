@@ -11,9 +11,10 @@ evaluation sidecars).
 
 The dictionary form has a ``schema_version``.  Models saved before it existed (schema 0: the same keys,
 no version) load unchanged, as do those of schema 1 (no ``target.cells``, added by schema 2: the cell
-settings of membrane models) and schema 2 (no ``spacing`` and ``z_context``, added by schema 3: the voxel
-size of the training data and the neighbouring sections of 2.5D models); a newer schema than this biounet
-knows is refused with one line.
+settings of membrane models), schema 2 (no ``spacing`` and ``z_context``, added by schema 3: the voxel
+size of the training data and the neighbouring sections of 2.5D models) and schema 3 (no ``target.distance_channel``
+and ``target.seed_height``, added by schema 4: the distance output of touching objects and h-maxima seeds); a
+newer schema than this biounet knows is refused with one line.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from biounet.data.normalization import NormalizationConfig
 
 #: Version of :meth:`Pipeline.to_dict`'s layout; raise it when a field changes meaning.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Seed threshold on ``P(interior)`` and smallest seed (pixels) when neither the caller nor the model says.
 DEFAULT_SEED_THRESHOLD = 0.5
@@ -76,6 +77,13 @@ class TargetDescription:
         threshold: the interior threshold validation chose (seeds of touching objects, cells of membranes).
         min_size: the smallest seed in pixels validation chose (touching objects).
         cells: how cells are made from the interior (membrane models; chosen by validation), else ``None``.
+        distance_channel: the output channel (after the classes) that regresses each object pixel's normalised
+            distance to the object's border (a sigmoid, 0..1; :func:`biounet.data.targets.distance_target`),
+            else ``None``: the network's other channels are softmax class logits.
+        seed_height: touching objects: ``0`` (or ``None``): seeds are the components of ``P(interior) >
+            threshold`` (the paper's); ``h > 0``: each such component is split at the h-maxima of height ``h``
+            of the distance map (the distance output, else the interior's distance transform normalised per
+            component, both 0..1); chosen by validation.
     """
 
     kind: str = "semantic"
@@ -87,6 +95,8 @@ class TargetDescription:
     threshold: float | None = None
     min_size: int | None = None
     cells: CellSettings | None = None
+    distance_channel: int | None = None
+    seed_height: float | None = None
 
     def seed_settings(self, threshold: float | None = None, min_size: int | None = None) -> tuple[float, int]:
         """The seed threshold and smallest seed (pixels): the arguments if given, else the model's, else 0.5 / 8."""

@@ -13,6 +13,12 @@ Three kinds of target, chosen by :class:`TargetConfig`:
 * ``kind="instances", style="membrane"`` (ISBI 2012 EM): the mask marks membranes (``membrane_value``,
   0 in ISBI) and cell interiors (every other value); 2 classes membrane / interior, and the cells are
   the connected components of the interior (used for the weight map and for validation).
+
+Touching objects may also learn a *distance* output (``distance=True``): one more output channel after the
+classes that regresses each object pixel's distance to the nearest pixel outside its object, divided by the
+object's largest such distance (:func:`distance_target`: 1 at the object's centre, falling to its border, 0 on
+the background; StarDist's object probability).  Instances then take their seeds and watershed landscape from
+it (:mod:`biounet.inference.instances`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class TargetConfig:
         class_names: one name per class (``None``: defaults for the kind).
         boundary_width: touching style: width of the boundary class inside each cell, in pixels.
         membrane_value: membrane style: the mask value that marks membrane (ISBI: 0 = black).
+        distance: touching style: the network also regresses the normalised distance to each object's border
+            (:func:`distance_target`), in one more output channel after the classes (``distance_channel``).
     """
 
     kind: TargetKind = "semantic"
@@ -54,12 +62,15 @@ class TargetConfig:
     class_names: list[str] | None = None
     boundary_width: int = 1
     membrane_value: int = 0
+    distance: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("semantic", "instances"):
             raise ValueError(f"target kind must be 'semantic' or 'instances', not {self.kind!r}")
         if self.style not in ("touching", "membrane"):
             raise ValueError(f"instance style must be 'touching' or 'membrane', not {self.style!r}")
+        if self.distance and (self.kind != "instances" or self.style != "touching"):
+            raise ValueError("a distance output needs touching instances (kind 'instances', style 'touching')")
         if self.boundary_width < 1:
             raise ValueError(f"boundary_width must be >= 1 pixel, not {self.boundary_width}")
         if self.classes is not None:
@@ -74,6 +85,16 @@ class TargetConfig:
         if self.kind == "semantic":
             return len(self.classes) if self.classes else 2
         return 2 if self.style == "membrane" else 3
+
+    @property
+    def num_outputs(self) -> int:
+        """Channels of the network's output: the classes, then the distance channel if there is one."""
+        return self.num_classes + (1 if self.distance else 0)
+
+    @property
+    def distance_channel(self) -> int | None:
+        """The output channel of the distance map (after the classes), or ``None`` without one."""
+        return self.num_classes if self.distance else None
 
     @property
     def names(self) -> list[str]:
@@ -205,6 +226,27 @@ def touching_target(instances: np.ndarray, boundary_width: int = 1) -> np.ndarra
     cells = instances > 0
     target[cells] = 1
     target[cells & differs] = 2
+    return target
+
+
+def distance_target(instances: np.ndarray, sampling: tuple[float, ...] | None = None) -> np.ndarray:
+    """The distance output's target ``(*S)`` float32 from an instance map ``(*S)`` (0 = background).
+
+    Every object pixel gets its Euclidean distance to the nearest pixel outside its object (the background,
+    another object, or beyond the image edge: a cut object's border is the edge), divided by the largest such
+    distance in its object: 1 at the object's centre, ``1 / max`` on its border pixels, 0 on the background.
+    Normalised per object so that small and large nuclei weigh alike and seeds are the maxima of one map.
+    ``sampling``: the pixel size per axis (anisotropic data); ``None``: 1.
+    """
+    instances = np.asarray(instances)
+    target = np.zeros(instances.shape, dtype=np.float32)
+    for index, box in enumerate(ndi.find_objects(instances), start=1):
+        if box is None:
+            continue
+        inside = np.pad(instances[box] == index, 1)  # the pad is outside: the image edge is a border
+        distance = ndi.distance_transform_edt(inside, sampling=sampling)[(slice(1, -1),) * instances.ndim]
+        own = inside[(slice(1, -1),) * instances.ndim]
+        target[box][own] = distance[own] / distance.max()
     return target
 
 
