@@ -134,14 +134,15 @@ def run_style(style: str, settings: DemoSettings, seed: int) -> StyleResult:
     t = time.perf_counter()
     seeds = instance_target(bundle)  # the seed settings validation chose
     instances = instances_from_probabilities(
-        probabilities, seeds.interior_class, seeds.foreground_classes, seeds.threshold, seeds.min_size
+        probabilities, seeds.interior_class, seeds.foreground_classes, seeds.threshold, seeds.min_size,
+        seed_height=seeds.seed_height, distance_channel=seeds.distance_channel,
     )
     timings["instance separation"] = time.perf_counter() - t
     t = time.perf_counter()
     metrics = evaluate_style(style, truth, probabilities, instances, bundle.pipeline.target)
     timings["evaluation"] = time.perf_counter() - t
     metrics["inference MPix/s"] = image.size / 1e6 / timings["overlap-tile inference"]
-    prediction = np.argmax(probabilities, axis=0).astype(np.uint8)
+    prediction = np.argmax(probabilities[: seeds.distance_channel], axis=0).astype(np.uint8)
     return StyleResult(style, metrics, timings, history, image, truth, prediction, instances, run_dir)
 
 

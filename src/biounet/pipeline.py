@@ -183,6 +183,11 @@ class Pipeline:
         """A JSON-ready dict (``from_dict`` reads it back)."""
         return dataclasses.asdict(self)
 
+    @property
+    def distance_channel(self) -> int | None:
+        """The network's distance output channel (:attr:`TargetDescription.distance_channel`), else ``None``."""
+        return self.target.distance_channel if self.target is not None else None
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Pipeline:
         """Read :meth:`to_dict`'s layout, or that of models saved before the schema had a version.

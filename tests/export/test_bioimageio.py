@@ -320,3 +320,20 @@ def test_a_2_5d_model_is_refused_in_one_line(tmp_path):
     with pytest.raises(BiounetError) as error:
         export_bioimageio(model, tmp_path / "m.zip")
     assert "2.5D" in str(error.value) and "\n" not in str(error.value) and not (tmp_path / "m.zip").exists()
+
+
+def test_a_model_with_a_distance_output_is_refused_in_one_line(tmp_path):
+    """The package's one softmax post-processing would turn the distance channel into a fourth class."""
+    from biounet.errors import BiounetError
+    from biounet.export.bioimageio import export_bioimageio
+    from biounet.io.checkpoint import save_model
+    from biounet.model import UNet
+
+    target = {"kind": "instances", "style": "touching", "interior_class": 1, "foreground_classes": [1, 2],
+              "class_names": ["background", "interior", "boundary"], "distance_channel": 3}
+    model = save_model(UNet(num_classes=4, base_channels=4, depth=1, padding="same"), tmp_path / "m.safetensors",
+                       pipeline={"target": target})
+    with pytest.raises(BiounetError) as error:
+        export_bioimageio(model, tmp_path / "m.zip")
+    assert "distance output" in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "m.zip").exists()

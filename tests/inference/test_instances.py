@@ -54,6 +54,52 @@ def test_small_seeds_are_dropped_and_unseeded_cells_kept() -> None:
     assert len(np.unique(labels)) == 3
 
 
+def joined_interiors(gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``(3, 40, 70)`` of one interior blob: two discs of radius 9 whose centres are ``gap`` px apart
+    (a neck where they meet when ``gap`` < 18: a missed boundary), and the two discs' masks stacked."""
+    yy, xx = np.mgrid[:40, :70]
+    discs = np.stack([(yy - 20) ** 2 + (xx - 20) ** 2 < 81, (yy - 20) ** 2 + (xx - 20 - gap) ** 2 < 81])
+    probs = np.zeros((3, 40, 70), np.float32)
+    probs[1] = discs.any(axis=0) * 0.9
+    probs[0] = 1 - probs[1]
+    return probs, discs
+
+
+def test_h_maxima_seeds_split_two_joined_nuclei_where_threshold_seeds_do_not() -> None:
+    probs, discs = joined_interiors(gap=15)
+    threshold_seeds = instances_from_probabilities(probs, 1, [1, 2])
+    assert len(np.unique(threshold_seeds)) == 2  # one interior component: one nucleus
+    labels = instances_from_probabilities(probs, 1, [1, 2], seed_height=0.2)
+    assert len(np.unique(labels)) == 3
+    left, right = labels[20, 20], labels[20, 35]
+    assert left != right and left > 0 and right > 0
+    assert np.mean(labels[discs[0] & ~discs[1]] == left) > 0.95
+    assert np.mean(labels[discs[1] & ~discs[0]] == right) > 0.95
+
+
+def test_h_maxima_seeds_do_not_split_one_elongated_nucleus() -> None:
+    yy, xx = np.mgrid[:40, :90]
+    ellipse = ((yy - 20) / 8.0) ** 2 + ((xx - 45) / 35.0) ** 2 < 1  # 70 x 16 px, no neck
+    probs = np.zeros((3, 40, 90), np.float32)
+    probs[1] = ellipse * 0.9
+    probs[0] = 1 - probs[1]
+    labels = instances_from_probabilities(probs, 1, [1, 2], seed_height=0.2)
+    assert len(np.unique(labels)) == 2 and np.array_equal(labels > 0, ellipse)
+
+
+def test_a_distance_output_gives_the_seeds_and_the_landscape() -> None:
+    """With a distance channel the seeds are its h-maxima: two peaks split one interior blob, one peak does not."""
+    probs, discs = joined_interiors(gap=15)
+    yy, xx = np.mgrid[:40, :70]
+    two_peaks = np.maximum(*(np.clip(1 - np.hypot(yy - 20, xx - c) / 9, 0, 1) for c in (20, 35)))
+    one_peak = np.clip(1 - np.hypot(yy - 20, xx - 27.5) / 12, 0, 1)
+    for distance, count in ((two_peaks, 2), (one_peak, 1)):
+        with_distance = np.concatenate([probs, distance[None].astype(np.float32)])
+        labels = instances_from_probabilities(with_distance, 1, [1, 2], seed_height=0.2, distance_channel=3)
+        assert len(np.unique(labels)) == count + 1
+        assert np.array_equal(labels > 0, discs.any(axis=0))
+
+
 def test_predict_uses_the_seed_settings_saved_in_the_model(rng, small_unet, tmp_path) -> None:
     """Training saves the seed threshold and min size that validation chose in the model's pipeline target;
     ``predict`` uses them unless the caller gives its own, and the sidecar records what was used."""

@@ -66,3 +66,26 @@ def test_rotations_refused_when_y_and_x_differ() -> None:
         tta_transforms(8, config)
     with pytest.raises(ValueError):
         tta_transforms(3, config)
+
+
+def test_instance_tta_on_a_symmetric_model_equals_a_single_pass(rng, small_unet) -> None:
+    """TTA averages the class and distance maps, then makes the instances once: for a model that the transforms
+    leave unchanged, the instances of ``tta=8`` are those of one pass (and the distance map is a sigmoid)."""
+    from scipy import ndimage
+
+    model = small_unet(num_classes=4)  # background, interior, boundary + a distance channel
+    with torch.no_grad():  # sharper outputs than a random network's near-uniform ones: several instances
+        [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.mul_(3e3)
+    image = ndimage.gaussian_filter(rng.random((70, 53)), 3).astype(np.float32)
+    target = {"kind": "instances", "style": "touching", "class_names": ["background", "interior", "boundary"],
+              "interior_class": 1, "foreground_classes": [1, 2], "distance_channel": 3,
+              "threshold": 0.34, "min_size": 1, "seed_height": 0.1}
+    kwargs = dict(precision="fp32", progress=False, tile_size=96, pipeline={"target": target})
+    probabilities = predict(model, image, output="probabilities", tta=8, **kwargs)
+    assert np.allclose(probabilities[:3].sum(axis=0), 1.0, atol=1e-5)  # softmax over the classes only
+    assert probabilities[3].min() >= 0 and probabilities[3].max() <= 1
+    assert np.abs(probabilities - predict(model, image, output="probabilities", **kwargs)).max() > 1e-2
+    symmetrise_(model)
+    plain = predict(model, image, output="instances", tta=1, **kwargs)
+    assert plain.max() >= 3  # several instances to compare
+    assert np.array_equal(predict(model, image, output="instances", tta=8, **kwargs), plain)

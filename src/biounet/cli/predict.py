@@ -173,6 +173,13 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
         type=options.positive_int,
         help="instances: smallest seed in pixels (default: the model's, as for --threshold; else 8)",
     )
+    parser.add_argument(
+        "--seed-height",
+        type=options.threshold,
+        help="instances of touching objects: split seeds at the maxima of the distance map that stand this high "
+        "(0..1; the model's distance output, else the interior's distance transform); 0: the paper's seeds "
+        "(default: the model's, as for --threshold; else 0)",
+    )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument(
         "--context",
@@ -219,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         options.tile_shape(args.tile_size, config.spatial_dims)
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
-        instance_target(bundle, args.threshold, args.min_size, args.spacing)
+        instance_target(bundle, args.threshold, args.min_size, args.spacing, args.seed_height)
     prediction_spacing(bundle, args.spacing)  # 2 values for a 3D model: one line, before any work
     if args.dask:
         return _run_dask(bundle, kinds, args, device, started)
@@ -255,6 +262,7 @@ def _options(args: argparse.Namespace, device: Any) -> Any:
         probability_dtype="uint8" if args.format == "png" else args.probability_dtype,
         threshold=args.threshold,
         min_size=args.min_size,
+        seed_height=args.seed_height,
         nan_policy=args.nan_policy,
         progress=not args.quiet,
         context=args.context,

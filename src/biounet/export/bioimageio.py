@@ -97,6 +97,10 @@ def export_bioimageio(
         raise BiounetError(f"{model}: a 2.5D model (z context {bundle.pipeline.z_context}) reads a section with its "
                            "neighbours as channels, which a bioimage.io package cannot describe; export it as ONNX or "
                            "TorchScript (--format onnx|torchscript) or train it as a 3D model")
+    if bundle.pipeline.distance_channel is not None:
+        raise BiounetError(f"{model}: a model with a distance output (channel {bundle.pipeline.distance_channel}, a "
+                           "sigmoid beside the softmax classes) does not fit the package's one softmax post-processing; "
+                           "export it as ONNX or TorchScript (--format onnx|torchscript: logits)")
     run_dir = Path(model) if Path(model).is_dir() else None
     with tempfile.TemporaryDirectory(prefix="biounet-bioimageio-") as tmp:
         folder = Path(tmp)

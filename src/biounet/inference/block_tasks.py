@@ -130,12 +130,14 @@ def predict_block(job: BlockJob, number: int) -> int:
         writers["logits"] = MemoryWriter(shape, np.float32)
     device = torch.device(job.device)
     run = TiledRun(bundle.model, ChannelFirstView(normalised, 0), geometry.grid, (), writers, False, None, device,
-                   job.precision, tta_transforms(job.tta, bundle.config), None)
+                   job.precision, tta_transforms(job.tta, bundle.config), None,
+                   distance_channel=bundle.pipeline.distance_channel)
     with torch_threads(job.threads):
         run.execute(ALREADY_NORMALISED, job.batch_size)
     core = (slice(None), *geometry.local(block.core))
     probs = writers["probabilities"].array[core]
-    _write_outputs(job, block.core, probs, writers["logits"].array[core] if "logits" in writers else None)
+    logits = writers["logits"].array[core] if "logits" in writers else None
+    _write_outputs(job, block.core, probs, logits, bundle.pipeline.distance_channel)
     return number
 
 
@@ -150,14 +152,19 @@ def _finite(raw: np.ndarray, job: BlockJob) -> np.ndarray:
                     "replace them by the image's median)")
 
 
-def _write_outputs(job: BlockJob, core: tuple[slice, ...], probs: np.ndarray, logits: np.ndarray | None) -> None:
+def _write_outputs(
+    job: BlockJob, core: tuple[slice, ...], probs: np.ndarray, logits: np.ndarray | None, distance_channel: int | None
+) -> None:
+    """A block's core ``probs`` ``(K[+1], *core)`` (and logits) into the output and work arrays; the labels are the
+    arg-max over the classes, without a ``distance_channel``."""
     arrays = job.arrays
     if "probabilities" in arrays:
         _array(arrays["probabilities"])[(slice(None), *core)] = encode_probabilities(
             probs, np.dtype(job.probability_dtype)
         )
     if "labels" in arrays:
-        _array(arrays["labels"])[core] = np.argmax(probs, axis=0).astype(label_dtype(probs.shape[0]))
+        classes = probs[:distance_channel]
+        _array(arrays["labels"])[core] = np.argmax(classes, axis=0).astype(label_dtype(classes.shape[0]))
     if logits is not None:
         _array(arrays["logits"])[(slice(None), *core)] = logits
     if "interior" in arrays:
@@ -165,6 +172,8 @@ def _write_outputs(job: BlockJob, core: tuple[slice, ...], probs: np.ndarray, lo
         _array(arrays["interior"])[core] = probs[target.interior_class]
         if "foreground" in arrays:
             _array(arrays["foreground"])[core] = probs[target.foreground_classes].sum(axis=0) > 0.5
+        if "distance" in arrays:
+            _array(arrays["distance"])[core] = probs[target.distance_channel]
 
 
 def instance_block(job: BlockJob, number: int) -> BlockLabels:
@@ -177,7 +186,8 @@ def instance_block(job: BlockJob, number: int) -> BlockLabels:
     )
     interior = np.asarray(_array(job.arrays["interior"])[context])
     foreground = np.asarray(_array(job.arrays["foreground"])[context]) if "foreground" in job.arrays else None
-    labels = instance_step(interior, foreground, job.target)
+    distance = np.asarray(_array(job.arrays["distance"])[context]) if "distance" in job.arrays else None
+    labels = instance_step(interior, foreground, job.target, distance)
     core_labels, faces = block_instances(labels, block.core, context, shape)
     _array(job.arrays["local"])[block.core] = core_labels
     return faces

@@ -231,13 +231,16 @@ def _create_outputs(
 
 
 def _work_arrays(work: Path, shape: tuple[int, ...], chunks: tuple[int, ...], bundle: ModelBundle) -> dict[str, str]:
-    """The instance phases' arrays: interior probability (float32), foreground, local labels per block."""
+    """The instance phases' arrays: interior probability (float32), foreground, the distance output of a model
+    with one (float32), local labels per block."""
     import zarr
 
     target = instance_target(bundle)
     names = {"interior": np.float32, "local": np.int32}
     if target.cells is None:
         names["foreground"] = np.bool_
+    if target.distance_channel is not None:
+        names["distance"] = np.float32
     for name, dtype in names.items():
         zarr.open_array(str(work / name), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
     return {name: str(work / name) for name in names}
@@ -253,7 +256,9 @@ def _job(
     if model_path is None:  # an in-memory model: the workers load it from the output's work folder
         model_path = save_model(bundle.model, tmp / WORK / "model.safetensors", pipeline=bundle.pipeline)
     wanted = "interior" in arrays
-    target = instance_target(bundle, options.threshold, options.min_size, options.spacing) if wanted else None
+    target = None
+    if wanted:
+        target = instance_target(bundle, options.threshold, options.min_size, options.spacing, options.seed_height)
     overlap = blockwise.overlap if blockwise.overlap is not None else (128 if d == 2 else 48)
     overlap = (int(overlap),) * d if np.ndim(overlap) == 0 else tuple(int(n) for n in overlap)
     policy = check_policy(options.nan_policy)

@@ -53,12 +53,14 @@ class TiledRun:
         target: InstanceTarget | None,
         guard: TileGuard | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        distance_channel: int | None = None,
     ) -> None:
         self.model, self.source, self.grid, self.stack = model, source, grid, stack
         self.writers, self.device, self.precision = writers, device, precision
         self.progress, self.description = progress, description
         self.transforms, self.target, self.guard = transforms, target, guard
         self.on_progress = on_progress
+        self.distance_channel = distance_channel  # the output channel after the classes that is a distance map
         self.strip: Strip | None = None
         self.stats: Any = None
         self.timings = {"statistics_s": 0.0, "read_s": 0.0, "network_s": 0.0, "write_s": 0.0, "instances_s": 0.0}
@@ -66,10 +68,13 @@ class TiledRun:
         self.need_probabilities = bool({"probabilities", "labels", "instances"} & set(writers))
         self.interior: np.ndarray | None = None
         self.foreground: np.ndarray | None = None
+        self.distance: np.ndarray | None = None
         if "instances" in writers:
             shape = (*stack, *grid.image_shape)
             self.interior = np.zeros(shape, np.float32)
             self.foreground = np.zeros(shape, bool)
+            if target is not None and target.distance_channel is not None:
+                self.distance = np.zeros(shape, np.float32)
 
     def execute(self, normalization: NormalizationConfig, batch_size: int) -> None:
         """The whole run: statistics, every batch of tiles through the network, the strips, the instances."""
@@ -159,7 +164,8 @@ class TiledRun:
 
         with torch.inference_mode(), autocast(self.precision, self.device):
             outputs = averaged_outputs(
-                forward, batch, self.transforms, logits=self.need_logits, probabilities=self.need_probabilities
+                forward, batch, self.transforms, logits=self.need_logits, probabilities=self.need_probabilities,
+                distance_channel=self.distance_channel,
             )
         result = {name: value.float().cpu().numpy() for name, value in outputs.items()}
         self.timings["network_s"] += time.perf_counter() - t
@@ -179,10 +185,12 @@ class TiledRun:
             elif kind == "probabilities":
                 writer.write(classes_key, encode_probabilities(probs, writer.dtype))
             elif kind == "labels":
-                writer.write(plain_key, np.argmax(probs, axis=0).astype(writer.dtype))
+                writer.write(plain_key, np.argmax(probs[: self.distance_channel], axis=0).astype(writer.dtype))
             elif kind == "instances":
                 self.interior[plain_key] = probs[self.target.interior_class]
                 self.foreground[plain_key] = probs[self.target.foreground_classes].sum(axis=0) > 0.5
+                if self.distance is not None:
+                    self.distance[plain_key] = probs[self.target.distance_channel]
         self.source.release()
         self.timings["write_s"] += time.perf_counter() - t
 
@@ -191,7 +199,8 @@ class TiledRun:
             return
         t = time.perf_counter()
         writer = self.writers["instances"]
-        for key, labels in run_labels(self.interior, self.foreground, self.target, len(self.stack)):
+        labelled = run_labels(self.interior, self.foreground, self.target, len(self.stack), distance=self.distance)
+        for key, labels in labelled:
             writer.write(key, labels)
         self.timings["instances_s"] += time.perf_counter() - t
 

@@ -38,35 +38,55 @@ def instances_from_probabilities(
     foreground_classes: Sequence[int],
     threshold: float = 0.5,
     min_size: int = DEFAULT_MIN_SIZE,
+    seed_height: float = 0.0,
+    distance_channel: int | None = None,
 ) -> np.ndarray:
     """An instance label map ``(*S)`` int32 (0 = background) from class probabilities ``(C, *S)``.
 
     Args:
-        probs: class probabilities ``(C, *S)``, summing to 1 over ``C``.
+        probs: class probabilities ``(K, *S)``, summing to 1 over the classes; a model with a distance output
+            has it as one more channel (``distance_channel``, 0..1).
         interior_class: the class whose confident pixels are cell interiors (the seeds).
         foreground_classes: classes that belong to cells; seeds grow where their probabilities sum
             to more than 0.5 (for ISBI 2012 both classes: every pixel belongs to a cell).
         threshold: ``P(interior) > threshold`` marks seed pixels.
         min_size: seeds (and unseeded foreground components) smaller than this many pixels are dropped.
+        seed_height, distance_channel: as in :func:`instances_from_interior`.
     """
     probs = np.asarray(probs)
     interior = probs[interior_class]
     foreground = np.sum(probs[list(foreground_classes)], axis=0, dtype=np.float32) > 0.5
-    return instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size)
+    distance = probs[distance_channel] if distance_channel is not None else None
+    return instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size,
+                                   seed_height=seed_height, distance=distance)
 
 
 def instances_from_interior(
-    interior: np.ndarray, foreground: np.ndarray, threshold: float = 0.5, min_size: int = DEFAULT_MIN_SIZE
+    interior: np.ndarray,
+    foreground: np.ndarray,
+    threshold: float = 0.5,
+    min_size: int = DEFAULT_MIN_SIZE,
+    seed_height: float = 0.0,
+    distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Seeded watershed: ``interior`` ``(*S)`` probability, ``foreground`` ``(*S)`` bool -> ``(*S)`` int32 labels.
 
-    Seeds are the components of ``(interior > threshold) & foreground`` with at least ``min_size``
-    pixels, numbered 1..n in raster order; each keeps its number.  A foreground component (face
-    neighbours) with one seed becomes that seed's cell whole; only components with several seeds are
-    flooded (on ``-interior``, inside the component), which gives the same labels as one watershed over
-    the whole foreground at a fraction of the cost on sparse images.  Foreground components that contain
-    no seed but have at least ``min_size`` pixels become instances of their own, numbered after the
-    seeds (a small cell whose interior never passed the threshold is not lost).
+    The *cores* are the components of ``(interior > threshold) & foreground`` with at least ``min_size``
+    pixels.  With ``seed_height == 0`` each core is a seed (the paper's recipe: the network's boundary class
+    keeps touching cells' interiors apart).  With ``seed_height = h > 0`` a core is split at the h-maxima of
+    height ``h`` of a distance map: the network's ``distance`` output (``(*S)``, 0..1, the normalised distance
+    to the object border; :func:`biounet.data.targets.distance_target`), else the Euclidean distance transform
+    of the cores, each divided by its core's maximum.  Two nuclei joined by a neck of interior become two
+    seeds (their centres stand more than ``h`` above the neck); one elongated nucleus, whose distance falls
+    less than ``h`` between its ends, stays one.  Seeds are numbered 1..n in raster order and keep their
+    number.
+
+    The seeds grow over the foreground by a watershed on ``-(interior + distance)`` (``-interior`` without a
+    distance map).  A foreground component (face neighbours) with one seed becomes that seed's cell whole;
+    only components with several seeds are flooded (inside the component), which gives the same labels as one
+    watershed over the whole foreground at a fraction of the cost on sparse images.  Foreground components
+    that contain no seed but have at least ``min_size`` pixels become instances of their own, numbered after
+    the seeds (a small cell whose interior never passed the threshold is not lost).
     """
     from skimage.segmentation import watershed
 
@@ -74,6 +94,9 @@ def instances_from_interior(
     foreground = np.asarray(foreground, dtype=bool)
     components, count = ndimage.label(foreground)
     seeds = _drop_small(ndimage.label((interior > threshold) & foreground)[0], min_size)
+    landscape = -interior if distance is None else -(interior + np.asarray(distance, dtype=np.float32))
+    if seed_height > 0:
+        seeds, landscape = _distance_seeds(seeds, interior, distance, seed_height)
     n_seeds = int(seeds.max())
     component_of_seed = np.zeros(n_seeds + 1, dtype=np.int64)
     seeded = seeds > 0
@@ -93,9 +116,48 @@ def instances_from_interior(
     if several.any():
         flooded = several[components]
         box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(flooded))
-        region = watershed(-interior[box], markers=np.where(flooded[box], seeds[box], 0), mask=flooded[box])
+        region = watershed(landscape[box], markers=np.where(flooded[box], seeds[box], 0), mask=flooded[box])
         labels[box] = np.where(flooded[box], region, labels[box])
     return labels
+
+
+def _distance_seeds(
+    cores: np.ndarray, interior: np.ndarray, distance: np.ndarray | None, height: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split the labelled ``cores`` ``(*S)`` at the h-maxima of height ``height`` of a distance map (0..1).
+
+    Returns (seeds numbered 1..n in raster order, the watershed landscape ``-(interior + distance)``).  The map
+    is the network's ``distance`` output inside the cores, else each core's distance transform divided by its
+    maximum.  A core whose map has no h-maximum inside it (a faint distance output) keeps itself as its seed.
+    """
+    from skimage.morphology import h_maxima
+
+    inside = cores > 0
+    if distance is None:
+        edt = ndimage.distance_transform_edt(inside)
+        peak = ndimage.maximum(edt, cores, index=np.arange(int(cores.max()) + 1))
+        scaled = np.where(inside, edt / np.maximum(np.asarray(peak)[cores], 1e-6), 0.0)
+    else:
+        scaled = np.where(inside, np.asarray(distance, dtype=np.float64), 0.0)
+    full = ndimage.generate_binary_structure(cores.ndim, cores.ndim)  # diagonal plateaus are one maximum
+    maxima = ndimage.label((h_maxima(scaled, height) > 0) & inside, structure=full)[0]
+    has_maximum = np.zeros(int(cores.max()) + 1, dtype=bool)
+    has_maximum[cores[maxima > 0]] = True
+    keep_whole = inside & ~has_maximum[cores]
+    marks = np.where(keep_whole, cores + int(maxima.max()), maxima)  # a seedless core: itself, numbered after
+    seeds = _renumber_in_raster_order(marks)
+    landscape = -(interior + (scaled if distance is None else np.asarray(distance, dtype=np.float32)))
+    return seeds, landscape.astype(np.float32)
+
+
+def _renumber_in_raster_order(labels: np.ndarray) -> np.ndarray:
+    """``labels`` ``(*S)`` with its ids renumbered 1..n by the raster position of each id's first pixel."""
+    flat = labels.ravel()
+    ids, first = np.unique(flat, return_index=True)
+    order = np.argsort(first[ids > 0])
+    new_ids = np.zeros(int(ids.max()) + 1, dtype=np.int32)
+    new_ids[ids[ids > 0][order]] = np.arange(1, len(order) + 1, dtype=np.int32)
+    return new_ids[labels]
 
 
 def relative_to_pixel(spacing: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:
@@ -134,6 +196,9 @@ class InstanceTarget:
             areas use it (:func:`~biounet.model.anisotropy.relative_spacing`); a 3-value spacing makes a 2D
             model's cells on a stack in 3D (:func:`run_labels`).  The touching objects' watershed has no
             distance transform and does not use it.
+        seed_height: touching objects: 0 for the paper's seeds, else the height of the h-maxima that split the
+            seeds (:func:`instances_from_interior`).
+        distance_channel: the model's distance output channel (its seeds and landscape), else ``None``.
     """
 
     interior_class: int
@@ -142,6 +207,8 @@ class InstanceTarget:
     min_size: int
     cells: CellSettings | None = None
     spacing: tuple[float, ...] | None = None
+    seed_height: float = 0.0
+    distance_channel: int | None = None
 
     def cells_in_3d(self, stack_axes: int, spatial_dims: int) -> bool:
         """Whether the cells of a prediction are made over the whole volume: a 3D model's, or a 2D model's on a
@@ -158,9 +225,15 @@ class InstanceTarget:
 
 
 def run_labels(
-    interior: np.ndarray, foreground: np.ndarray, target: InstanceTarget, stack_axes: int
+    interior: np.ndarray,
+    foreground: np.ndarray,
+    target: InstanceTarget,
+    stack_axes: int,
+    distance: np.ndarray | None = None,
 ) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
     """The instances of a prediction ``(*stack, *S)`` as ``(key, labels)`` pieces of its output.
+
+    ``distance`` ``(*stack, *S)``: the distance output of a model that has one (touching objects).
 
     Membrane models' cells are made once over the whole ``(Z, Y, X)`` when :meth:`InstanceTarget.cells_in_3d`
     (key ``()``), with the spacing relative to the in-plane pixel; otherwise every image of the stack on its
@@ -176,7 +249,8 @@ def run_labels(
             labels = cells_from_membranes(interior[index], target.cells, spacing=spacing)
         else:
             labels = instances_from_interior(
-                interior[index], foreground[index], threshold=target.threshold, min_size=target.min_size
+                interior[index], foreground[index], threshold=target.threshold, min_size=target.min_size,
+                seed_height=target.seed_height, distance=None if distance is None else distance[index],
             )
         yield tuple(int(i) for i in index), labels
 
@@ -186,9 +260,11 @@ def instance_target(
     threshold: float | None = None,
     min_size: int | None = None,
     spacing: Sequence[float] | None = None,
+    seed_height: float | None = None,
 ) -> InstanceTarget:
     """The instance settings of ``bundle``: classes from its pipeline target, seeds as given,
-    else the model's (chosen by training on its validation images), else 0.5 and 8 pixels.
+    else the model's (chosen by training on its validation images), else 0.5 and 8 pixels and the paper's
+    seeds (``seed_height`` 0: no h-maxima split).  A model with a distance output passes its channel on.
 
     A membrane model (target style ``"membrane"``) also gets its cell settings (the model's, else the
     defaults at its threshold; a given ``threshold`` replaces the interior threshold).  ``spacing``
@@ -206,12 +282,17 @@ def instance_target(
         )
     interior = int(target.interior_class)
     foreground = [int(c) for c in target.foreground_classes or [interior]]
-    if not all(0 <= c < classes for c in [interior, *foreground]):
-        raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} classes")
+    distance = target.distance_channel
+    if not all(0 <= c < classes for c in [interior, *foreground, *([distance] if distance is not None else [])]):
+        raise DataError(f"{where}pipeline target classes {target} do not fit a model with {classes} output channels")
     cells = target.cell_settings(threshold) if target.style == "membrane" else None
     threshold, min_size = target.seed_settings(threshold, min_size)
+    if seed_height is None:
+        seed_height = target.seed_height or 0.0
+    if not 0 <= seed_height < 1:
+        raise DataError(f"{where}seed height must be 0 (the paper's seeds) or in (0, 1), not {seed_height}")
     used = prediction_spacing(bundle, spacing)
-    return InstanceTarget(interior, foreground, threshold, min_size, cells, used)
+    return InstanceTarget(interior, foreground, threshold, min_size, cells, used, float(seed_height), distance)
 
 
 def prediction_spacing(bundle: ModelBundle, spacing: Sequence[float] | None = None) -> tuple[float, ...] | None:

@@ -51,11 +51,15 @@ class BlockLabels:
     faces: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def instance_step(interior: np.ndarray, foreground: np.ndarray | None, target: InstanceTarget) -> np.ndarray:
-    """The predictor's instance step on ``interior`` ``(*S)`` float32 (and ``foreground`` bool): int32 labels."""
+def instance_step(
+    interior: np.ndarray, foreground: np.ndarray | None, target: InstanceTarget, distance: np.ndarray | None = None
+) -> np.ndarray:
+    """The predictor's instance step on ``interior`` ``(*S)`` float32 (and ``foreground`` bool, the ``distance``
+    output of a model with one): int32 labels."""
     if target.cells is not None:
         return cells_from_membranes(interior, target.cells, spacing=relative_to_pixel(target.spacing, interior.ndim))
-    return instances_from_interior(interior, foreground, threshold=target.threshold, min_size=target.min_size)
+    return instances_from_interior(interior, foreground, threshold=target.threshold, min_size=target.min_size,
+                                   seed_height=target.seed_height, distance=distance)
 
 
 def block_instances(

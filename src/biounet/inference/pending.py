@@ -54,6 +54,9 @@ class PredictOptions:
         threshold, min_size: instances: seed threshold on P(interior) and smallest seed in pixels;
             ``None``: the model's (chosen on its validation images when it was trained, see
             :func:`~biounet.inference.instances.instance_target`), else 0.5 and 8.
+        seed_height: touching objects: the height (0..1) of the distance map's h-maxima that split seeds, 0 for
+            the paper's seeds (:func:`~biounet.inference.instances.instances_from_interior`); ``None``: the
+            model's, else 0.
         nan_policy: NaN/infinite input pixels: ``"refuse"`` (an error naming the image and the count)
             or ``"fill"`` (replaced by the image's median; see :mod:`biounet.data.finite`).
         progress: show a tqdm progress bar (tiles/s, ETA) on stderr.
@@ -78,6 +81,7 @@ class PredictOptions:
     probability_dtype: str = "float16"
     threshold: float | None = None
     min_size: int | None = None
+    seed_height: float | None = None
     nan_policy: str = "refuse"
     progress: bool = True
     description: str = "predict"
@@ -170,13 +174,17 @@ def start_prediction(
     precision = resolve_precision(options.precision, device)
     transforms = tta_transforms(options.tta, config)
     spacing = prediction_spacing(bundle, options.spacing)
-    target = instance_target(bundle, options.threshold, options.min_size, spacing) if "instances" in kinds else None
+    target = None
+    if "instances" in kinds:
+        target = instance_target(bundle, options.threshold, options.min_size, spacing, options.seed_height)
 
     grid, batch_size = plan_tiles(config, spatial, options, precision, device)
     threads = options.num_threads if options.num_threads is not None else default_threads()
     settings = _settings(bundle, grid, stack, batch_size, options, precision, device, threads)
 
     class_names = list(bundle.pipeline.target.class_names) if bundle.pipeline.target else []
+    if bundle.pipeline.distance_channel is not None:
+        class_names.append("distance")
     writers: dict[str, Writer] = {}
     try:
         for kind in kinds:
@@ -191,6 +199,7 @@ def start_prediction(
     run = TiledRun(
         bundle.model, source, grid, stack, writers, options.progress, options.description, device, precision,
         transforms, target, TileGuard(source, where, options.nan_policy), options.on_progress,
+        bundle.pipeline.distance_channel,
     )
     return PendingPrediction(
         bundle, source, targets, options, image_info, run, writers, settings, target, batch_size, threads, started
@@ -305,6 +314,8 @@ def _write_sidecars(
             settings["probability_dtype"] = options.probability_dtype
         if kind == "instances" and instances is not None:
             settings.update(threshold=instances.threshold, min_size=instances.min_size)
+            if instances.cells is None:
+                settings["seed_height"] = instances.seed_height
             if instances.cells is not None:
                 settings["cells"] = dataclasses.asdict(instances.cells)
                 d = len(result.grid.image_shape)

@@ -56,6 +56,7 @@ def predict(
     probability_dtype: str = "float16",
     threshold: float | None = None,
     min_size: int | None = None,
+    seed_height: float | None = None,
     nan_policy: str = "refuse",
     context: str = "halo",
     on_progress: Callable[[int, int], None] | None = None,
@@ -95,6 +96,8 @@ def predict(
         threshold, min_size: instance seeds: ``P(interior) > threshold``, at least ``min_size`` pixels;
             ``None``: the values saved in the model by training (the best on its validation images),
             else 0.5 and 8.
+        seed_height: instance seeds split at the h-maxima of this height (0..1) of the distance map, 0 for the
+            paper's seeds (:func:`~biounet.inference.instances.instances_from_interior`); ``None``: the model's.
         nan_policy: NaN or infinite pixels in ``image``: ``"refuse"`` (raise
             :class:`~biounet.data.finite.NonFiniteImageError` naming the image and the count) or
             ``"fill"`` (replace them by the image's median).
@@ -128,6 +131,7 @@ def predict(
         probability_dtype=probability_dtype,
         threshold=threshold,
         min_size=min_size,
+        seed_height=seed_height,
         nan_policy=nan_policy,
         progress=progress,
         context=context,

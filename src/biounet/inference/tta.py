@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from biounet.model.config import UNetConfig
+from biounet.model.outputs import output_probabilities
 
 TTA_CHOICES = (1, 4, 8)
 
@@ -70,11 +71,14 @@ def averaged_outputs(
     *,
     logits: bool,
     probabilities: bool,
+    distance_channel: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run ``forward`` on every transformed ``batch`` ``(B, C, *S)`` and average the inverted outputs.
 
     Returns float32 tensors ``(B, K, *S_out)``: ``"logits"`` (the mean of the logits) and/or
-    ``"probabilities"`` (the mean of the per-transform softmax, which is what TTA should average).
+    ``"probabilities"`` (the mean of the per-transform softmax, which is what TTA should average; a
+    ``distance_channel``'s sigmoid, :func:`~biounet.model.outputs.output_probabilities`).  The instances of
+    touching objects are made once from these averaged maps (one watershed, not one per transform).
     """
     sums: dict[str, torch.Tensor] = {}
     for transform in transforms:
@@ -83,7 +87,7 @@ def averaged_outputs(
         if logits:
             parts["logits"] = out
         if probabilities:
-            parts["probabilities"] = torch.softmax(out, dim=1)
+            parts["probabilities"] = output_probabilities(out, distance_channel)
         for name, value in parts.items():
             sums[name] = value if name not in sums else sums[name] + value
     n = len(transforms)

@@ -8,7 +8,8 @@
   best (seed distance, merge threshold) of a small grid (:data:`CELL_SEED_DISTANCES` x
   :data:`CELL_MERGE_THRESHOLDS`, the mean over the images), saved with the model for ``biounet predict``.
 * Touching objects (``style="touching"``): instances from the probabilities (seeded watershed) at every
-  seed threshold and smallest seed size of a small grid, scored as users score them: F1 and AP50 (the DSB
+  seed threshold, smallest seed size and seed height (h-maxima split of the seeds, 0 = the paper's seeds) of a
+  small grid, scored as users score them: F1 and AP50 (the DSB
   ``TP / (TP + FP + FN)``) at IoU > 0.5 and the DSB mean AP over IoU 0.5..0.95, all from one table of
   object overlaps per image and setting; the setting with the best mean of the selection metric over the
   images is kept, and the IoU of the foreground beside them.  Main (selection) metric ``average_precision``
@@ -111,8 +112,10 @@ def predict_probabilities(
     precision: str,
     batch_size: int | None = None,
     num_threads: int | None = None,
+    distance_channel: int | None = None,
 ) -> np.ndarray:
-    """``(K, *S)`` float32 class probabilities of a normalised image ``(C, *S)`` with the tiled predictor.
+    """``(K, *S)`` float32 class probabilities of a normalised image ``(C, *S)`` with the tiled predictor (and
+    the distance map after them, for a model with a ``distance_channel``).
 
     The predictor chooses the tile size from the available memory: for a valid-padded network the
     result does not depend on it, and tiles as small as the training tiles would be slow.
@@ -129,7 +132,7 @@ def predict_probabilities(
         precision=precision,
         output="probabilities",
         device=device,
-        pipeline={"normalization": {"method": "none"}},
+        pipeline={"normalization": {"method": "none"}, "target": {"distance_channel": distance_channel}},
         channel_axis="first",
         num_threads=num_threads,
         progress=False,
@@ -158,7 +161,8 @@ def validate(
     model.eval()
     try:
         probabilities = [
-            predict_probabilities(model, s.image, precision=precision, batch_size=batch_size, num_threads=num_threads)
+            predict_probabilities(model, s.image, precision=precision, batch_size=batch_size, num_threads=num_threads,
+                                  distance_channel=target.distance_channel)
             for s in samples
         ]
     finally:
@@ -277,12 +281,15 @@ def cell_metrics(
 #: not scores; the trainer saves the best checkpoint's in the model's pipeline target (the ``cells_``
 #: ones as its :class:`~biounet.pipeline.CellSettings`).
 SETTING_KEYS: tuple[str, ...] = (
-    "threshold", "min_size", "cells_interior_threshold", "cells_seed_distance", "cells_merge_threshold"
+    "threshold", "min_size", "seed_height", "cells_interior_threshold", "cells_seed_distance", "cells_merge_threshold"
 )
 
-#: Seed thresholds on ``P(interior)`` and smallest seeds (pixels) that validation tries for touching objects.
-SEED_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Seed thresholds on ``P(interior)``, smallest seeds (pixels) and seed heights (the h-maxima that split seeds,
+#: 0 = the paper's seeds; :func:`~biounet.inference.instances.instances_from_interior`) that validation tries for
+#: touching objects: 4 x 3 x 4 = 48 instance maps per image.
+SEED_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
 SEED_MIN_SIZES: tuple[int, ...] = (8, 16, 32)
+SEED_HEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)
 
 
 def instance_metrics(
@@ -292,45 +299,49 @@ def instance_metrics(
     *,
     thresholds: Sequence[float] = SEED_THRESHOLDS,
     min_sizes: Sequence[int] = SEED_MIN_SIZES,
+    seed_heights: Sequence[float] = SEED_HEIGHTS,
     select_by: str = names.AVERAGE_PRECISION,
 ) -> tuple[dict[str, float], list[dict[str, float]], list[np.ndarray]]:
     """Touching objects: F1, AP50 and DSB mean AP of the instances from the probabilities, and the foreground IoU.
 
-    The instances are made at every seed threshold and smallest seed size of the grid (the watershed
-    of :func:`~biounet.inference.instances.instances_from_interior`) and scored by
-    :func:`~biounet.metrics.matching.object_scores`;
-    the pair with the best mean of ``select_by`` over the images is reported as ``threshold`` and
-    ``min_size`` (one pair for the whole set, like the membrane threshold; the trainer saves the best
-    checkpoint's pair in the model, and ``biounet predict`` uses it).  The foreground (``P(foreground) >
-    0.5``) does not depend on them; when it is ``select_by``, the pair is chosen by the mean AP.
+    The instances are made at every seed threshold, smallest seed size and seed height of the grid (the
+    watershed of :func:`~biounet.inference.instances.instances_from_interior`, on the distance output too when
+    the target has one) and scored by :func:`~biounet.metrics.matching.object_scores`; the setting with the
+    best mean of ``select_by`` over the images is reported as ``threshold``, ``min_size`` and ``seed_height``
+    (one setting for the whole set, like the membrane threshold; the trainer saves the best checkpoint's in the
+    model, and ``biounet predict`` uses it).  The foreground (``P(foreground) > 0.5``) does not depend on them;
+    when it is ``select_by``, the setting is chosen by the mean AP.
     """
     from biounet.inference.instances import instances_from_interior, instances_from_probabilities
     from biounet.metrics import iou_per_class
     from biounet.metrics.matching import object_scores
 
-    grid = [(float(t), int(m)) for t in thresholds for m in min_sizes]
+    grid = [(float(t), int(m), float(h)) for t in thresholds for m in min_sizes for h in seed_heights]
     if not grid:
-        raise ValueError("instance_metrics needs at least one seed threshold and one min_size")
+        raise ValueError("instance_metrics needs at least one seed threshold, min_size and seed height")
     chooser = names.AVERAGE_PRECISION if select_by == names.FOREGROUND_IOU else select_by
     scores = np.zeros((len(samples), len(grid), len(OBJECT_METRICS)))
     foreground_iou = []
     for i, (sample, probs) in enumerate(zip(samples, probabilities)):
         interior = probs[target.interior_class]
         foreground = probs[target.foreground_classes].sum(axis=0) > 0.5
-        for j, (threshold, min_size) in enumerate(grid):
-            instances = instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size)
+        distance = probs[target.distance_channel] if target.distance_channel is not None else None
+        for j, (threshold, min_size, seed_height) in enumerate(grid):
+            instances = instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size,
+                                                seed_height=seed_height, distance=distance)
             scores[i, j] = object_scores(sample.target.instances, instances)
         foreground_iou.append(float(iou_per_class(sample.target.instances > 0, foreground, [1])[1]))
     column = OBJECT_METRICS.index(chooser)
     best = int(np.nanargmax(np.nanmean(scores[:, :, column], axis=0))) if len(samples) else 0
-    threshold, min_size = grid[best]
+    threshold, min_size, seed_height = grid[best]
     per_image = [{**{m: float(scores[i, best, k]) for k, m in enumerate(OBJECT_METRICS)},
                   names.FOREGROUND_IOU: foreground_iou[i]} for i in range(len(samples))]
     metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in (*OBJECT_METRICS,
                                                                                    names.FOREGROUND_IOU)}
-    metrics.update(threshold=threshold, min_size=min_size)
+    metrics.update(threshold=threshold, min_size=min_size, seed_height=seed_height)
     predictions = [
-        instances_from_probabilities(p, target.interior_class, target.foreground_classes, threshold, min_size)
+        instances_from_probabilities(p, target.interior_class, target.foreground_classes, threshold, min_size,
+                                     seed_height, target.distance_channel)
         for p in probabilities[:1]
     ]
     return metrics, per_image, predictions

@@ -80,7 +80,8 @@ def instances_at_settings(
     from biounet.inference.instances import instances_from_probabilities
 
     return instances_from_probabilities(probabilities, target.interior_class, target.foreground_classes,
-                                        metrics["threshold"], int(metrics["min_size"]))
+                                        metrics["threshold"], int(metrics["min_size"]),
+                                        float(metrics.get("seed_height", 0.0)), target.distance_channel)
 
 
 __all__ = ["WORST_IMAGES", "instances_at_settings", "worst_images"]
