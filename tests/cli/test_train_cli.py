@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from biounet.io.checkpoint import load_bundle
-from biounet.io.images import write_image
+from biounet.io.images import read_image, write_image
 from biounet.training.state import load_state
 
 #: A tiny network and tiles, fp32 on one thread: fast and bit-reproducible.
@@ -223,7 +223,7 @@ def test_help_explains_folders_masks_outputs_and_predict():
     assert result.returncode == 0
     text = result.stdout
     for words in ("--images", "--dsb", "0/255 or 0/1", "--classes", "RUN_DIR", "model.safetensors", "--resume",
-                  "biounet predict RUN_DIR", "isbi2012", "--max-minutes"):
+                  "biounet predict RUN_DIR", "isbi2012", "--max-minutes", "--distance"):
         assert words in text, words
 
 
@@ -244,3 +244,64 @@ def test_nproc_starts_torchrun_with_every_other_argument(tmp_path, capsys):
     assert command[command.index("biounet") - 1:] == ["-m", "biounet", "train", *forwarded_args(args)]
     assert main(["train", "--out", str(tmp_path / "r"), "--nproc", "0"]) == 2
     assert capsys.readouterr().err.strip() == "biounet: error: --nproc must be >= 1, not 0"
+
+
+@pytest.fixture(scope="module")
+def dsb_crops(shared_data, tmp_path_factory) -> Path:
+    """64 px crops of the first 3 real DSB 2018 images with at least 3 nuclei in the crop, in the DSB layout."""
+    root = tmp_path_factory.mktemp("dsb") / "stage1_train"
+    kept = 0
+    for sample in sorted((shared_data / "dsb2018_nuclei_fluo256" / "stage1_train").iterdir()):
+        masks = [(m.name, read_image(m)[:64, :64]) for m in sorted((sample / "masks").iterdir())]
+        masks = [(name, mask) for name, mask in masks if mask.any()]
+        if len(masks) < 3:
+            continue
+        write_image(root / sample.name / "images" / f"{sample.name}.png",
+                    read_image(sample / "images" / f"{sample.name}.png")[:64, :64])
+        for name, mask in masks:
+            write_image(root / sample.name / "masks" / name, mask)
+        kept += 1
+        if kept == 3:
+            return root
+    raise AssertionError("fewer than 3 DSB images with 3 nuclei in their corner")
+
+
+def test_distance_run_saves_a_distance_channel_and_resumes_exactly(dsb_crops, tmp_path):
+    """--distance on real DSB nuclei: 4 output channels (3 classes + distance), the pipeline says which one is the
+    distance, and a run killed while saving step 4 resumes (from step 2) to the weights of an unbroken run."""
+    common = ["--dsb", str(dsb_crops), "--distance", *TINY, "--steps", "6", "--val-every", "6", "--val-split", "0.34",
+              "--checkpoint-every", "2", "--foreground-prob", "0.5"]
+    unbroken = tmp_path / "unbroken"
+    result = biounet("train", "--out", str(unbroken), *common)
+    assert result.returncode == 0, result.stderr
+    assert "distance targets (each object's distance to its border, over its largest) ready in" in result.stderr
+    assert "loss wce + 1 x distance BCE" in result.stderr
+    bundle = load_bundle(unbroken)
+    assert bundle.pipeline.target.distance_channel == 3 and bundle.config.num_classes == 4
+    assert bundle.pipeline.target.class_names == ["background", "interior", "boundary"]
+    assert load_file(unbroken / "model.safetensors")["head.weight"].shape[0] == 4
+    config = json.loads((unbroken / "config.json").read_text())
+    assert config["data"]["target"]["distance"] is True and config["loss"]["distance_weight"] == 1.0
+    killed = tmp_path / "killed"
+    process = start("train", "--out", str(killed), *common, env={"BIOUNET_TEST_KILL_IN_SAVE_STATE": "4:files"})
+    assert process.wait(timeout=240) == -signal.SIGKILL and saved_step(killed) == 2
+    resumed = biounet("train", "--out", str(killed), "--resume", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from step 2" in resumed.stderr and load_state(killed).step == 6
+    assert_same_weights(unbroken / "last.safetensors", killed / "last.safetensors")
+    assert_same_weights(unbroken / "model.safetensors", killed / "model.safetensors")
+
+
+def test_distance_flag_and_set_both_turn_the_distance_output_on(tmp_path):
+    from biounet.cli.main import build_parser
+    from biounet.cli.train import build_config
+
+    def config(*args: str):
+        return build_config(build_parser().parse_args(["train", "--dsb", "d", "--out", "r", *args]))[0]
+
+    assert not config().data.target.distance and config().data.target.num_outputs == 3
+    assert config("--distance").data.target.distance and config("--distance").data.target.num_outputs == 4
+    assert config("--set", "data.target.distance=true").data.target.distance
+    (tmp_path / "c.yaml").write_text("data:\n  target:\n    distance: true\nloss:\n  distance_weight: 0.5\n")
+    from_file = config("--config", str(tmp_path / "c.yaml"))  # a switch not given leaves the file's value
+    assert from_file.data.target.distance and from_file.loss.distance_weight == 0.5

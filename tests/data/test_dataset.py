@@ -35,7 +35,7 @@ def test_valid_2d_tiles_crop_the_target_to_the_output():
     assert sampler.output_shape == (20, 20)
     center = (3, 65)  # near two borders: the tile reaches beyond them
     sampler.center = lambda index, rng: center
-    image, label, weight = sampler.tile(np.random.default_rng(5))
+    image, label, weight, _ = sampler.tile(np.random.default_rng(5))
     assert image.shape == (1, 60, 60) and label.shape == (20, 20) and weight.shape == (20, 20)
     assert label.dtype == np.int64 and weight.dtype == np.float32
     # the label tile is the centre of the input tile: the same pixels, mirrored at the borders
@@ -120,3 +120,23 @@ def test_producer_raises_errors_of_the_thread():
     sampler = Broken([make_sample((64, 64))], UNetConfig(depth=2, base_channels=4), (60, 60), PLAIN_2D)
     with BatchProducer(sampler, 1, seed=0) as producer, pytest.raises(RuntimeError, match="broken sampler"):
         next(producer)
+
+
+def test_distance_maps_travel_with_the_tiles_and_change_nothing_else():
+    config = UNetConfig(depth=2, base_channels=4)
+    sample = make_sample((64, 64), with_weight=True)
+    sample.distance = np.random.default_rng(1).random((64, 64), dtype=np.float32)
+    augmenter = Augmenter(AugmentationConfig(), 2)
+    plain = TileSampler([sample], config, (60, 60), augmenter, use_weights=True)
+    with_distances = TileSampler([sample], config, (60, 60), augmenter, use_weights=True, use_distances=True)
+    before, batch = plain.batch(3, np.random.default_rng(4)), with_distances.batch(3, np.random.default_rng(4))
+    assert before.distances is None and batch.distances.shape == (3, 20, 20) and batch.distances.dtype == np.float32
+    for name in ("images", "labels", "weights"):
+        assert np.array_equal(getattr(batch, name), getattr(before, name)), name
+    plain_crop = TileSampler([sample], config, (60, 60), PLAIN_2D, augment=False, use_distances=True)
+    plain_crop.center = lambda index, rng: (30, 40)
+    tile = plain_crop.tile(np.random.default_rng(0))
+    assert tile.weight is None and np.array_equal(tile.distance, sample.distance[20:40, 30:50])
+    sample.distance = None
+    with pytest.raises(ValueError, match="no distance map"):
+        TileSampler([sample], config, (60, 60), PLAIN_2D, use_distances=True)

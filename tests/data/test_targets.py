@@ -8,6 +8,7 @@ import pytest
 from biounet.data.targets import (
     TargetConfig,
     build_target,
+    distance_target,
     instance_ids,
     membrane_target,
     semantic_target,
@@ -133,3 +134,60 @@ def test_membrane_target_accepts_cell_label_maps_with_zero_membrane():
     assert target.classes.tolist() == (mask > 0).astype(np.uint8).tolist()
     assert set(np.unique(target.instances)) == {0, 3, 7}
     assert "cell ids" in target.convention
+
+
+def touching_discs() -> np.ndarray:
+    """In a 40x60 image: discs 1 and 2 of radius 9 (centres (20, 20) and (20, 37)) that touch along the 9 rows of
+    columns 28 | 29, and disc 3 of radius 6 centred on row 1, cut by the top edge."""
+    yy, xx = np.mgrid[:40, :60]
+    instances = np.zeros((40, 60), dtype=np.int32)
+    instances[((yy - 20) ** 2 + (xx - 20) ** 2 <= 81) & (xx <= 28)] = 1
+    instances[((yy - 20) ** 2 + (xx - 37) ** 2 <= 81) & (xx >= 29)] = 2
+    instances[(yy - 1) ** 2 + (xx - 50) ** 2 <= 36] = 3
+    return instances
+
+
+def brute_force_distance(instances: np.ndarray) -> np.ndarray:
+    """Each object pixel's distance to the nearest pixel outside its object, the ring beyond the image outside
+    every object, over the object's largest: pairwise distances, no distance transform."""
+    padded = np.pad(instances, 1, constant_values=-1)
+    coords = np.argwhere(np.ones(padded.shape, bool))
+    result = np.zeros(instances.shape, np.float64)
+    for index in range(1, instances.max() + 1):
+        inside = padded.ravel() == index
+        gaps = np.sqrt(((coords[inside, None, :] - coords[None, ~inside, :]) ** 2).sum(-1)).min(1)
+        own = coords[inside] - 1
+        result[own[:, 0], own[:, 1]] = gaps / gaps.max()
+    return result
+
+
+def test_distance_target_of_touching_discs_is_one_at_the_centres_and_low_where_they_touch():
+    instances = touching_discs()
+    distance = distance_target(instances)
+    assert distance.dtype == np.float32 and distance.shape == instances.shape
+    np.testing.assert_allclose(distance, brute_force_distance(instances), atol=1e-6)
+    assert distance[20, 20] == 1.0 and distance[20, 37] == 1.0  # the centres, each its disc's only maximum
+    assert (distance[instances == 1] == 1.0).sum() == 1 and (distance[instances == 2] == 1.0).sum() == 1
+    assert distance[20, 11] == pytest.approx(1 / 9)  # the leftmost pixel of disc 1: 1 pixel from outside, max 9
+    touching = instances[:, 28] == 1
+    assert touching.sum() == 9 and (instances[touching, 29] == 2).all()
+    assert (distance[touching, 28] < 0.2).all() and (distance[touching, 29] < 0.2).all()  # both sides of the gap
+    assert (distance[instances == 0] == 0).all() and (distance[instances > 0] > 0).all()
+
+
+def test_distance_target_takes_the_image_edge_as_a_border():
+    instances = touching_discs()
+    distance = distance_target(instances)
+    disc = instances == 3
+    lowest = distance[disc].min()
+    assert lowest < 0.3 and (distance[0][disc[0]] == pytest.approx(lowest))  # the cut row is its border
+    peak = np.unravel_index(np.where(disc, distance, 0).argmax(), disc.shape)
+    assert peak[0] >= 3  # pushed away from the edge: the centre row 1 is 2 pixels from it
+
+
+def test_distance_target_measures_in_the_sampling():
+    instances = np.zeros((9, 21), np.int32)
+    instances[1:8, 1:20] = 1  # 7 x 19 pixels
+    plain, coarse_y = distance_target(instances), distance_target(instances, sampling=(4.0, 1.0))
+    assert plain[4, 2] < plain[4, 10] == 1.0  # isotropic: the short axis decides, the middle column is highest
+    assert coarse_y[4, 2] == pytest.approx(2 / 10) and coarse_y[4, 10] == 1.0  # rows 4 apart: x now decides

@@ -92,3 +92,19 @@ def test_default_recipe_follows_the_machines_speed_path(monkeypatch, bf16, width
         assert (paper.model.base_channels, paper.optim.lr) == (64, 0.01)
     finally:
         runtime.cpu_has_bf16.cache_clear()
+
+
+def test_distance_weight_is_checked_and_needs_a_distance_output():
+    touching = {"data": {"target": {"kind": "instances", "distance": True}}}
+    config = TrainConfig.from_dict(merge(touching, {"loss": {"distance_weight": 0.5}}))
+    assert config.data.target.distance and config.data.target.num_outputs == 4 and config.loss.distance_weight == 0.5
+    assert TrainConfig.from_dict(touching).loss.distance_weight == 1.0
+    for bad in (-0.5, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="loss.distance_weight must be a finite weight >= 0"):
+            TrainConfig.from_dict(merge(touching, {"loss": {"distance_weight": bad}}))
+    with pytest.raises(ConfigError, match=r"distance_weight weighs a distance output: needs data\.target\.distance"):
+        TrainConfig.from_dict(merge(preset("dsb2018"), {"loss": {"distance_weight": 2.0}}))
+    with pytest.raises(ConfigError, match="a distance output needs touching instances"):
+        TrainConfig.from_dict(merge(preset("isbi2012"), {"data": {"target": {"distance": True}}}))
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again.data.target.distance and again.loss.distance_weight == 0.5

@@ -41,3 +41,9 @@ def test_the_cells_own_interior_threshold_is_kept():
     entry = describe_target(TargetConfig(kind="instances", style="membrane"), chosen)
     assert entry.threshold == 0.6
     assert entry.cells == CellSettings(interior_threshold=0.9, seed_distance=1.0, merge_threshold=0.7)
+
+
+def test_the_distance_output_is_described_after_the_classes():
+    assert describe_target(TargetConfig(kind="instances", distance=True)).distance_channel == 3
+    assert describe_target(TargetConfig(kind="instances")).distance_channel is None
+    assert describe_target(TargetConfig(classes=[0, 1, 2, 3])).distance_channel is None

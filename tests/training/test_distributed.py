@@ -76,7 +76,7 @@ LOSS_CHECK = textwrap.dedent('''
     import copy
     import sys
     import torch
-    from biounet.losses import build_loss
+    from biounet.losses import ClassAndDistanceLoss, build_loss
     from biounet.training.distributed import DistributedContext, GlobalBatchLoss
 
     def loss_check(rank):
@@ -95,7 +95,25 @@ LOSS_CHECK = textwrap.dedent('''
         torch.testing.assert_close(criterion.value, float(whole), rtol=1e-6, atol=0)
         for ours, reference in zip(network.parameters(), alone.parameters(), strict=True):
             torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-7)
+        distance_check(rank, images, weights, target)
         print("loss check passed", file=sys.stderr)
+
+    def distance_check(rank, images, weights, target):
+        """With a distance output the class term is scaled by its counted pixels, the distance term by all the
+        pixels of the rank's tiles: ranks of 1 and 3 tiles give one process's loss and gradient on all 4."""
+        distance = torch.rand(4, 6, 6)
+        network = torch.nn.Conv2d(2, 3, 1)
+        alone = copy.deepcopy(network)
+        loss = ClassAndDistanceLoss(build_loss("wce"), distance_channel=2, distance_weight=0.7)
+        criterion = GlobalBatchLoss(loss, DistributedContext(rank, 2, rank, 2))
+        mine = slice(0, 1) if rank == 0 else slice(1, 4)
+        ddp = torch.nn.parallel.DistributedDataParallel(network)
+        criterion(ddp(images[mine]), target[mine], weights[mine], distance[mine]).backward()
+        whole = loss(alone(images), target, weights, distance)
+        whole.backward()
+        torch.testing.assert_close(criterion.value, float(whole), rtol=1e-6, atol=0)
+        for ours, reference in zip(network.parameters(), alone.parameters(), strict=True):
+            torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-7)
 ''')
 
 

@@ -4,7 +4,8 @@
 sections; :mod:`biounet.augmentation.sections`), off by default.
 
 - :class:`AugmentationConfig`: what to randomise (defaults follow the paper).
-- :class:`Augmenter`: cuts one augmented tile (image, label, weight) with a single coordinate mapping.
+- :class:`Augmenter`: cuts one augmented tile (image, label, weight or other float maps) with a single coordinate
+  mapping.
 - :func:`elastic_deform`: the paper's elastic deformation of a whole array.
 - :func:`mirrored_crop`, :func:`mirror_index`: crops that mirror outside the image (``np.pad(mode="reflect")``).
 """

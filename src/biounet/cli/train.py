@@ -172,6 +172,9 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
              metavar="NAME,..."),
         Flag("--boundary-width", "data.target.boundary_width", "instances: boundary width in pixels (1)", type=int,
              metavar="PX"),
+        Flag("--distance", "data.target.distance", "touching objects: also learn each object pixel's distance to its "
+             "border (one more output channel); instances take their seeds and watershed landscape from it",
+             action="store_true"),
         Flag("--membrane-value", "data.target.membrane_value", "membrane style: mask value of membrane (0)",
              type=int, metavar="V"),
         Flag("--dims", "model.spatial_dims", "2D or 3D network (default 2)", type=int, choices=[2, 3]),
@@ -265,7 +268,7 @@ def cli_layer(args: argparse.Namespace) -> dict[str, Any]:
         put("data.layout", "dsb")
     for flag in (flag for flags in FLAGS.values() for flag in flags if flag.key):
         value = getattr(args, flag.dest)
-        if value is not None:
+        if value is not None and value is not False:  # a switch not given sets nothing (the file or preset may)
             put(flag.key, flag.convert(value) if flag.convert else value)
     if args.epochs is not None and args.steps is None:
         layer["steps"] = None

@@ -1,7 +1,7 @@
 """Random training tiles: choose a centre, cut an augmented tile, stack a batch; a background producer.
 
-A tile is the network's input ``(C, *input_shape)`` with the target (and weight map) of its output
-``(*output_shape)``: for a valid-padded U-Net the output is the centre of the input, smaller by the
+A tile is the network's input ``(C, *input_shape)`` with the target (and weight map, and distance target) of
+its output ``(*output_shape)``: for a valid-padded U-Net the output is the centre of the input, smaller by the
 halo on every side (:func:`biounet.model.sizes.output_shape`), so the target is cropped to it; pixels
 beyond the image border are mirrored (the paper's overlap-tile strategy). Cutting and augmenting is
 :class:`biounet.augmentation.Augmenter`'s job.
@@ -18,6 +18,7 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,16 @@ from biounet.model import UNetConfig, sizes
 MAX_FOCUS_PIXELS = 2_000_000
 
 
+class Tile(NamedTuple):
+    """One training tile: image ``(C, *input_shape)`` float32, labels ``(*output_shape)`` int64, and the weights
+    and distance target ``(*output_shape)`` float32 where the sampler passes them (else ``None``)."""
+
+    image: np.ndarray
+    label: np.ndarray
+    weight: np.ndarray | None = None
+    distance: np.ndarray | None = None
+
+
 @dataclass
 class Batch:
     """A training batch.
@@ -38,11 +49,21 @@ class Batch:
         images: ``(B, C, *input_shape)`` float32.
         labels: ``(B, *output_shape)`` int64 class indices.
         weights: ``(B, *output_shape)`` float32 pixel weights, or ``None``.
+        distances: ``(B, *output_shape)`` float32 target of the distance output (0..1,
+            :func:`biounet.data.targets.distance_target`), or ``None`` without one.
     """
 
     images: np.ndarray
     labels: np.ndarray
     weights: np.ndarray | None
+    distances: np.ndarray | None = None
+
+    @classmethod
+    def stack(cls, tiles: Sequence[Tile]) -> Batch:
+        """The batch of ``tiles`` (weights and distances stacked when the tiles have them)."""
+        weights = None if tiles[0].weight is None else np.stack([t.weight for t in tiles])
+        distances = None if tiles[0].distance is None else np.stack([t.distance for t in tiles])
+        return cls(np.stack([t.image for t in tiles]), np.stack([t.label for t in tiles]), weights, distances)
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -60,13 +81,15 @@ class TileSampler:
     """Cuts random (augmented) training tiles from in-memory samples.
 
     Args:
-        samples: images ``(C, *S)`` with class targets ``(*S)`` (and optional weight maps ``(*S)``).
+        samples: images ``(C, *S)`` with class targets ``(*S)`` (and optional weight and distance maps ``(*S)``).
         model_config: the network; fixes the output tile for ``input_shape``.
         input_shape: spatial shape of the input tile, valid for the network.
         augmenter: cuts and augments; ``augment=False`` gives plain mirrored crops.
         foreground_prob: probability of centring a tile on a pixel of ``focus_classes`` (else uniform).
         focus_classes: class indices that foreground oversampling aims at (objects, boundaries, membranes).
         use_weights: pass the samples' weight maps along (all samples must have one).
+        use_distances: pass the samples' distance targets along (all samples must have one), cut like the
+            weight maps.
     """
 
     def __init__(
@@ -79,6 +102,7 @@ class TileSampler:
         foreground_prob: float = 0.0,
         focus_classes: Sequence[int] = (),
         use_weights: bool = False,
+        use_distances: bool = False,
         augment: bool = True,
     ) -> None:
         if not samples:
@@ -90,6 +114,7 @@ class TileSampler:
         self.augmenter = augmenter
         self.foreground_prob = foreground_prob
         self.use_weights = use_weights
+        self.use_distances = use_distances
         self.augment = augment
         for sample in self.samples:
             if sample.image.ndim != model_config.spatial_dims + 1:
@@ -97,6 +122,8 @@ class TileSampler:
                                 f"{model_config.spatial_dims}D network")
             if use_weights and sample.weight is None:
                 raise ValueError(f"sample {sample.name} has no weight map")
+            if use_distances and sample.distance is None:
+                raise ValueError(f"sample {sample.name} has no distance map")
         pixels = np.array([math.prod(s.spatial_shape) for s in self.samples], dtype=np.float64)
         self.image_probabilities = pixels / pixels.sum()
         self.focus = [self._focus_pixels(s, focus_classes) for s in self.samples] if foreground_prob > 0 else None
@@ -116,27 +143,26 @@ class TileSampler:
             return tuple(int(v) for v in np.unravel_index(flat, shape))
         return tuple(int(rng.integers(n)) for n in shape)
 
-    def tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """One tile: image ``(C, *input_shape)``, labels ``(*output_shape)`` int64, weights or None."""
+    def tile(self, rng: np.random.Generator) -> Tile:
+        """One tile: image ``(C, *input_shape)``, labels ``(*output_shape)`` int64, weights and distances or None
+        (one mapping for all: :meth:`biounet.augmentation.Augmenter.sample_maps`)."""
         index = int(rng.choice(len(self.samples), p=self.image_probabilities))
         sample = self.samples[index]
-        image, label, weight = self.augmenter.sample(
+        image, label, (weight, distance) = self.augmenter.sample_maps(
             sample.image,
             sample.target.classes,
-            sample.weight if self.use_weights else None,
+            (sample.weight if self.use_weights else None, sample.distance if self.use_distances else None),
             self.center(index, rng),
             self.input_shape,
             self.output_shape,
             rng,
             augment=self.augment,
         )
-        return image, label, weight
+        return Tile(image, label, weight, distance)
 
     def batch(self, size: int, rng: np.random.Generator) -> Batch:
         """``size`` tiles stacked into a :class:`Batch`."""
-        tiles = [self.tile(rng) for _ in range(size)]
-        weights = np.stack([t[2] for t in tiles]) if self.use_weights else None
-        return Batch(np.stack([t[0] for t in tiles]), np.stack([t[1] for t in tiles]), weights)
+        return Batch.stack([self.tile(rng) for _ in range(size)])
 
 
 class BatchProducer:

@@ -64,6 +64,9 @@ class Sample:
         target: class map ``(*S)`` uint8 and, for instance targets, the instance map ``(*S)`` int32.
         image_path, mask_path: where it came from (``mask_path`` is the masks folder for DSB).
         weight: ``(*S)`` float32 pixel weights (the paper's eq. 2 map), filled in by training.
+        distance: ``(*S)`` float32 target of the distance output (touching objects with ``target.distance``):
+            each object pixel's distance to its object's border over the object's largest, 0..1
+            (:func:`biounet.data.targets.distance_target`), filled in by training; ``None`` without one.
     """
 
     name: str
@@ -72,6 +75,7 @@ class Sample:
     image_path: Path
     mask_path: Path | None = None
     weight: np.ndarray | None = None
+    distance: np.ndarray | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:

@@ -52,7 +52,7 @@ class DataConfig:
         foreground_prob: probability of centring a tile on an object / boundary / membrane pixel.
         nan_policy: images with NaN/infinite pixels: ``"refuse"`` (one line naming the file) or ``"fill"``
             (replaced by the image's median; see :mod:`biounet.data.finite`).
-        cache_weights: also keep the weight maps as ``.npy`` files in ``RUN_DIR/cache``.
+        cache_weights: also keep the weight maps as ``.npy`` files in ``RUN_DIR/cache`` (not the distance maps).
         preset: name of the data preset applied (informational).
         spacing: the size of a pixel (voxel) per spatial axis of the data, ``[Y, X]`` or ``[Z, Y, X]``, in any one
             unit (e.g. ``[50, 4.6, 4.6]`` nm for ssTEM sections); ``None``: isotropic. A 3D network takes its
@@ -112,6 +112,7 @@ class LossConfig:
         cldice_class: the thin structure's class (``None``: the membrane for membrane targets, the
             boundary for touching objects, class 1 for semantic targets).
         cldice_iterations: soft-skeleton iterations, about half the structure's thickness in pixels.
+        distance_weight: weight (>= 0) of the distance output's BCE (:class:`biounet.losses.ClassAndDistanceLoss`).
     """
 
     name: LossName = "wce"
@@ -122,12 +123,14 @@ class LossConfig:
     cldice: float = 0.0
     cldice_class: int | None = None
     cldice_iterations: int = 5
+    distance_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.name not in ("wce", "ce", "dice", "dice_ce"):
             raise ConfigError(f"loss.name must be wce, ce, dice or dice_ce, not {self.name!r}")
-        if self.cldice < 0:
-            raise ConfigError(f"loss.cldice must be >= 0, not {self.cldice}")
+        for name in ("cldice", "distance_weight"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ConfigError(f"loss.{name} must be a finite weight >= 0, not {getattr(self, name)}")
         if self.cldice_iterations < 1:
             raise ConfigError(f"loss.cldice_iterations must be >= 1, not {self.cldice_iterations}")
 
@@ -259,6 +262,8 @@ class TrainConfig:
         for name in ("max_minutes", "epochs", "checkpoint_minutes"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.loss.distance_weight != 1.0 and not self.data.target.distance:
+            raise ConfigError("loss.distance_weight weighs a distance output: needs data.target.distance (--distance)")
         if self.select_by is not None:
             from biounet.training.validation import selectable_metrics
 
@@ -270,8 +275,7 @@ class TrainConfig:
     def spatial_tile(self, max_depth: int | None = None) -> tuple[int, ...]:
         """``tile_shape`` per spatial axis of the model; one value for a 3D model with a 3-value ``data.spacing``
         is shaped by :func:`biounet.model.anisotropy.anisotropic_tile` (Z at most ``max_depth`` sections)."""
-        dims = self.model.spatial_dims
-        spacing = self.data.spacing
+        dims, spacing = self.model.spatial_dims, self.data.spacing
         if len(self.tile_shape) == 1 and dims == 3 and spacing is not None and len(spacing) == 3:
             from biounet.model.anisotropy import anisotropic_tile
             from biounet.model.sizes import total_pool_factor

@@ -19,10 +19,11 @@ from biounet.training.validation import SETTING_KEYS
 
 
 def describe_target(config: TargetConfig, chosen: Mapping[str, Any] | None = None) -> TargetDescription:
-    """What the classes of a network trained on ``config`` mean, with the settings validation ``chosen``.
+    """What the outputs of a network trained on ``config`` mean, with the settings validation ``chosen``.
 
-    The ``cells_`` settings of membranes become the target's :class:`~biounet.pipeline.CellSettings` (their
-    interior threshold, when validation chose none for the cells, is the threshold protocol's).
+    A network with a distance output has it after the classes (``distance_channel``). The ``cells_`` settings
+    of membranes become the target's :class:`~biounet.pipeline.CellSettings` (their interior threshold, when
+    validation chose none for the cells, is the threshold protocol's).
     """
     settings: dict[str, Any] = {key: value for key, value in (chosen or {}).items() if key in SETTING_KEYS}
     interior_threshold = settings.pop("cells_interior_threshold", None)
@@ -43,6 +44,7 @@ def describe_target(config: TargetConfig, chosen: Mapping[str, Any] | None = Non
         interior_class=config.interior_class,
         foreground_classes=config.foreground_classes,
         classes=config.classes,
+        distance_channel=config.distance_channel,
         **settings,
     )
 

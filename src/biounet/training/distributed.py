@@ -19,7 +19,9 @@ rounding; dropout aside, see below):
   pixels, divided by their number) are normalised over the global batch: each rank's loss is scaled by
   ``N * pixels_rank / pixels_global`` (counts all-reduced), so the average of the gradients is the
   gradient of the global batch's loss, also when ranks count different numbers of pixels. The batch-level
-  Dice and clDice terms do not split over ranks: they are the mean of the ranks' batch values.
+  Dice and clDice terms do not split over ranks: they are the mean of the ranks' batch values. The distance
+  term of a distance output (:class:`~biounet.losses.ClassAndDistanceLoss`: a mean over every pixel of the
+  tiles) is a pixel mean too and is scaled the same way by its own counts, whatever the class loss is.
 - **Normalisation**. Batch norm per rank is not batch norm over the global batch. On CUDA the network's
   batch norm becomes ``SyncBatchNorm`` (statistics over the global batch); on CPU (gloo) there is no
   synchronised batch norm, so a ``norm = "batch"`` network (the default recipe's) uses group norm
@@ -52,7 +54,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from biounet.data.dataset import Batch, TileSampler
-from biounet.losses import SegmentationLoss
+from biounet.losses import ClassAndDistanceLoss, SegmentationLoss
 from biounet.training.config import ConfigError, TrainConfig
 
 log = logging.getLogger("biounet.train")
@@ -232,39 +234,51 @@ class ShardedSampler:
         for index in range(first, first + size):
             sequence = np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, index))
             tiles.append(self.sampler.tile(np.random.default_rng(sequence)))
-        weights = np.stack([t[2] for t in tiles]) if self.sampler.use_weights else None
-        return Batch(np.stack([t[0] for t in tiles]), np.stack([t[1] for t in tiles]), weights)
+        return Batch.stack(tiles)
 
 
 class GlobalBatchLoss(nn.Module):
     """The loss of this rank's share, scaled so that DDP's gradient average is the global batch's gradient.
 
     ``value`` is the global batch's loss of the last call (the same on every rank: it is what the history
-    logs and what the NaN check looks at). For one process it is the plain loss.
+    logs and what the NaN check looks at). For one process it is the plain loss. ``loss`` is a class loss, or
+    a :class:`~biounet.losses.ClassAndDistanceLoss` for a network with a distance output (``self.loss`` is
+    always the latter).
     """
 
-    def __init__(self, loss: SegmentationLoss, context: DistributedContext) -> None:
+    def __init__(self, loss: SegmentationLoss | ClassAndDistanceLoss, context: DistributedContext) -> None:
         super().__init__()
-        self.loss = loss
+        self.loss = loss if isinstance(loss, ClassAndDistanceLoss) else ClassAndDistanceLoss(loss)
         self.context = context
         self.value = math.nan
 
-    def forward(self, logits: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-        """Scalar loss of ``logits`` ``(b, C, *S)`` for ``target`` ``(b, *S)`` and ``weight`` ``(b, *S)``."""
-        local = self.loss(logits, target, weight)
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor | None = None,
+                distance: Tensor | None = None) -> Tensor:
+        """Scalar loss of ``logits`` ``(b, C, *S)`` for ``target``, ``weight`` and ``distance`` ``(b, *S)``
+        (:meth:`ClassAndDistanceLoss.terms <biounet.losses.ClassAndDistanceLoss.terms>`)."""
+        class_loss, distance_term = self.loss.terms(logits, target, weight, distance)
         if not self.context.enabled:
+            local = self.loss.combine(class_loss, distance_term)
             self.value = float(local.detach())
             return local
-        pixels = (target != self.loss.ignore_index).sum().to(torch.float64)
-        stats = torch.stack([local.detach().to(torch.float64) * pixels, pixels, local.detach().to(torch.float64)])
+        classes, world = self.loss.classes, self.context.world_size
+        pixels = (target != classes.ignore_index).sum().to(torch.float64)
+        counted = torch.tensor(float(target.numel()), dtype=torch.float64, device=pixels.device)  # distance term
+        part = class_loss.detach().to(torch.float64)
+        spread = distance_term.detach().to(torch.float64) if distance_term is not None else torch.zeros_like(part)
+        stats = torch.stack([part * pixels, pixels, part, spread * counted, counted])
         dist.all_reduce(stats)
-        world = self.context.world_size
-        if self.loss.name in PIXEL_MEAN_LOSSES and not self.loss.cldice_weight:
+        if classes.name in PIXEL_MEAN_LOSSES and not classes.cldice_weight:
             total = stats[1].clamp_min(1.0)
-            self.value = float(stats[0] / total)
-            return local * (pixels * world / total).to(local.dtype)
-        self.value = float(stats[2]) / world
-        return local
+            value = float(stats[0] / total)
+            class_loss = class_loss * (pixels * world / total).to(class_loss.dtype)
+        else:
+            value = float(stats[2]) / world
+        if distance_term is not None:
+            value += self.loss.distance_weight * float(stats[3] / stats[4])
+            distance_term = distance_term * (counted * world / stats[4]).to(distance_term.dtype)
+        self.value = value
+        return self.loss.combine(class_loss, distance_term)
 
 
 __all__ = [

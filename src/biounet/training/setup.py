@@ -21,12 +21,13 @@ from biounet import runtime
 from biounet.augmentation import Augmenter
 from biounet.data.dataset import TileSampler
 from biounet.data.readers import Sample, TrainingData
-from biounet.losses import build_loss
+from biounet.losses import ClassAndDistanceLoss, build_loss
 from biounet.model import UNet, UNetConfig, sizes
 from biounet.model.anisotropy import anisotropic_layout, is_anisotropic, is_plain_layout
 from biounet.training.averaging import build_weight_average
 from biounet.training.config import ConfigError, TrainConfig
 from biounet.training.data import load_training_data
+from biounet.training.distances import attach_distance_maps
 from biounet.training.distributed import (
     DistributedContext,
     GlobalBatchLoss,
@@ -48,15 +49,17 @@ class RunSetup:
 
     Attributes:
         device, precision: where and how it trains (``"fp32"``, ``"bf16"``, ``"fp16"``).
-        train_data, val_samples: the training images (with their weight maps) and the validation images.
-        model_config: the network, with channels and classes from the data.
+        train_data, val_samples: the training images (with their weight and distance maps) and the validation images.
+        model_config: the network, with channels from the data; its ``num_classes`` is the target's output
+            channels (``TargetConfig.num_outputs``: the classes, then the distance channel if there is one).
         input_shape, output_shape: the tile in and out, pixels per spatial axis.
         total_steps: the steps the run makes at most (``None``: until the time budget is spent).
         model: the trained network; ``average``: the moving average of its weights (``optim.ema``) or ``None``.
         network: what the steps run: ``model``, or DistributedDataParallel around it in a data-parallel run.
         memory_format: the tensors' memory format (channels_last on the fast paths).
         optimizer, scaler: the optimiser and the fp16 loss scaler (disabled otherwise).
-        criterion: the loss, normalised over the global batch (``criterion.value``: its last global value).
+        criterion: the loss (the class loss, plus the distance term of a distance output), normalised over the
+            global batch (``criterion.value``: its last global value).
         sampler: draws this rank's augmented training tiles (:class:`~biounet.training.distributed.ShardedSampler`).
         context: which process of a data-parallel run this is.
     """
@@ -131,7 +134,8 @@ def _spacing(config: TrainConfig) -> str:
 
 
 def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | None = None) -> RunSetup:
-    """Read the data, compute the weight maps, seed, and build network, optimiser, loss and tile sampler.
+    """Read the data, compute the weight (and distance) maps, seed, and build network, optimiser, loss and
+    tile sampler.
 
     In a data-parallel run (``context``) rank 0 computes the weight maps and keeps them in ``run_dir/cache``
     first, then the other ranks read them (without ``data.cache_weights`` they compute their own), and every
@@ -146,17 +150,11 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
     check_training_fits(config, config.model, device, precision)  # before reading the data
     train_data, val_samples = load_training_data(config)
     target = config.data.target
-    model_config = config.model.replace(in_channels=train_data.in_channels, num_classes=target.num_classes)
+    model_config = config.model.replace(in_channels=train_data.in_channels, num_classes=target.num_outputs)
     check_training_fits(config, model_config, device, precision)  # with the data's channels and classes
     input_shape = tile_shape(config, model_config, train_data)
     output_shape = sizes.output_shape(model_config, input_shape)
-    if config.loss.uses_weight_map:
-        started = time.perf_counter()
-        with main_first(context):
-            attach_weight_maps(train_data.samples, config, run_dir / "cache" if config.data.cache_weights else None)
-        spacing = f", spacing {_spacing(config)}" if config.data.spacing else ""
-        log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma} in-plane pixels{spacing}) "
-                 f"ready in {time.perf_counter() - started:.1f} s")
+    attach_maps(config, train_data.samples, run_dir, context)
     total = total_steps(config, train_data, output_shape)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -164,7 +162,9 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
     model = UNet(model_config).to(device).to(memory_format=memory_format)
     optimizer = build_optimizer(config, model)
     average = build_weight_average(model, config.optim.ema) if config.optim.ema else None
-    criterion = GlobalBatchLoss(build_criterion(config), context)
+    criterion = GlobalBatchLoss(
+        ClassAndDistanceLoss(build_criterion(config), target.distance_channel, config.loss.distance_weight), context
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     tiles = TileSampler(
         train_data.samples,
@@ -174,6 +174,7 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
         foreground_prob=config.data.foreground_prob,
         focus_classes=target.focus_classes,
         use_weights=config.loss.uses_weight_map,
+        use_distances=target.distance,
     )
     return RunSetup(
         device=device, precision=precision, train_data=train_data, val_samples=val_samples,
@@ -182,6 +183,24 @@ def build_run(config: TrainConfig, run_dir: Path, context: DistributedContext | 
         scaler=scaler, sampler=ShardedSampler(tiles, context.rank, context.world_size),
         network=wrap_model(model, context, device), context=context,
     )
+
+
+def attach_maps(config: TrainConfig, samples: list[Sample], run_dir: Path, context: DistributedContext) -> None:
+    """The training images' eq.-2 weight maps (when the loss uses them) and distance targets (a distance
+    output), each computed once and logged with the time it took."""
+    if config.loss.uses_weight_map:
+        started = time.perf_counter()
+        with main_first(context):
+            attach_weight_maps(samples, config, run_dir / "cache" if config.data.cache_weights else None)
+        spacing = f", spacing {_spacing(config)}" if config.data.spacing else ""
+        log.info(f"weight maps (eq. 2, w0={config.loss.w0}, sigma={config.loss.sigma} in-plane pixels{spacing}) "
+                 f"ready in {time.perf_counter() - started:.1f} s")
+    if config.data.target.distance:
+        started = time.perf_counter()
+        attach_distance_maps(samples, config)
+        spacing = f" in spacing {_spacing(config)}" if config.data.spacing else ""
+        log.info(f"distance targets (each object's distance to its border{spacing}, over its largest) ready in "
+                 f"{time.perf_counter() - started:.1f} s")
 
 
 def plan_line(config: TrainConfig, parts: RunSetup) -> str:
@@ -195,9 +214,14 @@ def plan_line(config: TrainConfig, parts: RunSetup) -> str:
         + "; tile "
         f"{'x'.join(map(str, parts.input_shape))} -> {'x'.join(map(str, parts.output_shape))}, batch "
         f"{_batch(config)}; {config.optim.name} lr {config.optim.lr:g} ({config.optim.schedule}); loss "
-        f"{config.loss.name}; {parts.device.type} {parts.precision}; steps {parts.total_steps or 'until time'}"
+        f"{config.loss.name}{_distance_term(config)}; {parts.device.type} {parts.precision}; steps "
+        f"{parts.total_steps or 'until time'}"
         + (f", budget {config.max_minutes:g} min" if config.max_minutes else "")
     )
+
+
+def _distance_term(config: TrainConfig) -> str:
+    return f" + {config.loss.distance_weight:g} x distance BCE" if config.data.target.distance else ""
 
 
 def _batch(config: TrainConfig) -> str:
@@ -260,6 +284,6 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 
 
 __all__ = [
-    "RunSetup", "adapt_layout", "build_criterion", "build_optimizer", "build_run", "layout_line", "plan_line",
-    "prepare_config", "tile_shape", "total_steps",
+    "RunSetup", "adapt_layout", "attach_maps", "build_criterion", "build_optimizer", "build_run", "layout_line",
+    "plan_line", "prepare_config", "tile_shape", "total_steps",
 ]

@@ -22,14 +22,16 @@ class TrainingDivergedError(BiounetError, RuntimeError):
 
 def forward_loss(parts: RunSetup, batch: Batch) -> torch.Tensor:
     """The loss of ``batch`` (images ``(b, C, *tile)``) on ``parts.device``; its global value is
-    ``parts.criterion.value``."""
+    ``parts.criterion.value``. The loss is computed outside autocast (in float32: the class loss and the
+    distance term of a distance output, whose target ``batch.distances`` comes along when the run has one)."""
     device, fmt = parts.device, parts.memory_format
     images = torch.from_numpy(batch.images).to(device).contiguous(memory_format=fmt)
     labels = torch.from_numpy(batch.labels).to(device)
     weights = torch.from_numpy(batch.weights).to(device) if batch.weights is not None else None
+    distances = torch.from_numpy(batch.distances).to(device) if batch.distances is not None else None
     with runtime.autocast(parts.precision, device):
         logits = parts.network(images)
-    return parts.criterion(logits, labels, weights)
+    return parts.criterion(logits, labels, weights, distances)
 
 
 def backward_step(parts: RunSetup, loss: torch.Tensor, grad_clip: float | None) -> None:
