@@ -75,18 +75,21 @@ def test_validation_metrics_of_perfect_predictions():
 
 def test_instance_validation_chooses_the_seed_threshold_and_min_size():
     """A faint bridge of P(interior) = 0.65 joins two cells and a 3x3 speck is confident interior: only a
-    threshold of at least 0.65 with seeds of more than 9 pixels gives F1 = 1, and validation finds it."""
+    threshold of at least 0.65 with seeds of more than 9 pixels gives F1 = 1 with the paper's seeds, and
+    validation finds it."""
     cells = touching_sample()
     probs = perfect(cells.target.classes, 3)
     probs[:, 18:22, 19:21] = np.array([0.0, 0.65, 0.35], np.float32)[:, None, None]  # bridge across the border
     probs[:, 2:5, 2:5] = np.array([0.0, 1.0, 0.0], np.float32)[:, None, None]  # a speck outside the cells
     target = TargetConfig("instances")
-    metrics, per_image, predictions = instance_metrics([cells], [probs], target)
+    metrics, per_image, predictions = instance_metrics([cells], [probs], target, seed_heights=[0.0])
     assert metrics["f1"] == 1.0 and per_image[0]["f1"] == 1.0
     assert metrics["threshold"] >= 0.65 and metrics["min_size"] >= 16
     assert predictions[0].max() == 2
-    fixed, _, _ = instance_metrics([cells], [probs], target, thresholds=[0.5], min_sizes=[8])
+    fixed, _, _ = instance_metrics([cells], [probs], target, thresholds=[0.5], min_sizes=[8], seed_heights=[0.0])
     assert fixed["f1"] < 1.0 and (fixed["threshold"], fixed["min_size"]) == (0.5, 8)
+    split, _, _ = instance_metrics([cells], [probs], target, thresholds=[0.5], min_sizes=[16], seed_heights=[0.3])
+    assert split["f1"] == 1.0 and split["seed_height"] == 0.3  # h-maxima seeds cut the bridge below the threshold
 
 
 def test_membrane_run_with_validation(tmp_path):

@@ -99,8 +99,8 @@ def export_bioimageio(
                            "TorchScript (--format onnx|torchscript) or train it as a 3D model")
     if bundle.pipeline.distance_channel is not None:
         raise BiounetError(f"{model}: a model with a distance output (channel {bundle.pipeline.distance_channel}, a "
-                           "sigmoid beside the softmax classes) does not fit the package's one softmax post-processing; "
-                           "export it as ONNX or TorchScript (--format onnx|torchscript: logits)")
+                           "sigmoid beside the softmax classes) does not fit the package's one softmax "
+                           "post-processing; export it as ONNX or TorchScript (--format onnx|torchscript: logits)")
     run_dir = Path(model) if Path(model).is_dir() else None
     with tempfile.TemporaryDirectory(prefix="biounet-bioimageio-") as tmp:
         folder = Path(tmp)

@@ -124,13 +124,14 @@ def instances_from_interior(
 def _distance_seeds(
     cores: np.ndarray, interior: np.ndarray, distance: np.ndarray | None, height: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split the labelled ``cores`` ``(*S)`` at the h-maxima of height ``height`` of a distance map (0..1).
+    """Split the labelled ``cores`` ``(*S)`` at the h-maxima of height ``height`` of a distance map (0..1): the
+    tops of its domes that rise more than ``height`` above every path to a higher top.
 
     Returns (seeds numbered 1..n in raster order, the watershed landscape ``-(interior + distance)``).  The map
     is the network's ``distance`` output inside the cores, else each core's distance transform divided by its
     maximum.  A core whose map has no h-maximum inside it (a faint distance output) keeps itself as its seed.
     """
-    from skimage.morphology import h_maxima
+    from skimage.morphology import local_maxima, reconstruction
 
     inside = cores > 0
     if distance is None:
@@ -139,8 +140,12 @@ def _distance_seeds(
         scaled = np.where(inside, edt / np.maximum(np.asarray(peak)[cores], 1e-6), 0.0)
     else:
         scaled = np.where(inside, np.asarray(distance, dtype=np.float64), 0.0)
-    full = ndimage.generate_binary_structure(cores.ndim, cores.ndim)  # diagonal plateaus are one maximum
-    maxima = ndimage.label((h_maxima(scaled, height) > 0) & inside, structure=full)[0]
+    # The h-maxima transform: the map's domes cut ``height`` below their tops; the regional maxima of what is
+    # left are plateaus holding every top of a dome, so two tops joined by a barely lower saddle (a pixel grid
+    # artefact of the distance transform) are one seed, where skimage's ``h_maxima`` would return both.
+    domes = reconstruction(scaled - height, scaled, method="dilation")
+    full = ndimage.generate_binary_structure(cores.ndim, cores.ndim)
+    maxima = ndimage.label(local_maxima(domes, connectivity=cores.ndim) & inside, structure=full)[0]
     has_maximum = np.zeros(int(cores.max()) + 1, dtype=bool)
     has_maximum[cores[maxima > 0]] = True
     keep_whole = inside & ~has_maximum[cores]
