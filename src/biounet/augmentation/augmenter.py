@@ -10,10 +10,9 @@ tile is read, so huge or memory-mapped images are fine. Without augmentation a t
 
 A float map is resampled, not recomputed for the deformed tile. For a distance target (each object pixel's
 distance to its border over the object's largest, 0..1) flips and quarter turns give exactly the map of the
-turned labels, but a free rotation differs from the map recomputed on the resampled labels by 0.02 per object
-pixel on average (both are resamplings: the labels by nearest neighbour, the map linearly), and elastic
-deformation, which stretches the tile locally, by 0.05 at the paper's 10 px on a 3x3 grid (synthetic nuclei of
-radius 6-14 px, 128 px tiles). That is fine for a soft regression target and keeps one resampling per map.
+turned labels; a free rotation and the elastic deformation, which stretches the tile locally, differ a little
+from the map recomputed on the resampled labels (measured in docs/recipes.md, "Distance output"). That is fine
+for a soft regression target and keeps one resampling per map.
 
 3D stacks ``(C, Z, Y, X)`` share the in-plane mapping across sections (anisotropic data: nothing mixes
 sections except the z flip). Serial-section changes (:mod:`biounet.augmentation.sections`; off by

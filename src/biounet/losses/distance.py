@@ -14,9 +14,8 @@ seeds' landscape flat between objects). Cross-entropy rather than a squared erro
 value in [0, 1] read through a sigmoid, like a probability: its gradient ``sigmoid(z) - t`` does not vanish
 where the sigmoid saturates, and a soft target makes it a regression (StarDist trains its object
 probability, the same normalised distance, this way). For a soft target the loss does not reach 0: its
-least value is the target's own entropy, 0.5 nats per object pixel of a disc (0.53 to 0.57 for discs of
-radius 15 to 6 px), so the logged loss of a distance run stays about ``0.5 * distance_weight`` times the
-fraction of object pixels above the class loss even when the distance is learnt perfectly.
+least value is the target's own entropy (about half a nat per object pixel of a disc), so the logged loss of a
+distance run stays above the class loss even when the distance is learnt perfectly.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ spacing in in-plane pixels, as the weight map's (:func:`biounet.training.weights
 centre of an object of a ``(50, 4.6, 4.6)`` stack is its physical centre and not the middle section's.
 
 Unlike the weight maps they are not kept on disk (``RUN_DIR/cache``): one map costs less than one distance
-transform of the whole image, because each object's transform runs on its bounding box alone (0.35 s for a
-2048 x 2048 image of 3,712 synthetic nuclei on the 2-core machine; its eq.-2 weight map: 5.8 s).
+transform of the whole image, because each object's transform runs on its bounding box alone (a small
+fraction of the weight map's cost; docs/recipes.md, "Distance output").
 """
 
 from __future__ import annotations
