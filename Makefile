@@ -7,6 +7,9 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.biounet-installed
 # The peers that `make bench` measures biounet against (MONAI, smp), beside the same torch (--no-deps).
 PEERS  := $(VENV)/.biounet-peers
+# The nuclei specialists of the "specialists" section (StarDist on TensorFlow CPU, Cellpose 3), --no-deps
+# too (see the file's comments); `make bench` installs them, `make test` does not (no TensorFlow in CI).
+SPECIALISTS := $(VENV)/.biounet-specialists
 
 .PHONY: install demo test lint bench bench-quick clean
 
@@ -23,6 +26,10 @@ $(PEERS): $(STAMP) benchmarks/requirements-peers.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-peers.txt
 	@touch $(PEERS)
 
+$(SPECIALISTS): $(STAMP) benchmarks/requirements-specialists.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r benchmarks/requirements-specialists.txt
+	@touch $(SPECIALISTS)
+
 demo: install
 	$(BIN)/biounet demo --out demo-output
 
@@ -37,10 +44,10 @@ test: install $(PEERS)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
-bench: install $(PEERS)
+bench: install $(PEERS) $(SPECIALISTS)
 	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS
 
-bench-quick: install $(PEERS)
+bench-quick: install $(PEERS) $(SPECIALISTS)
 	$(BIN)/python benchmarks/run.py --quick --out benchmarks/quick
 
 clean:

@@ -16,7 +16,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("inference", "training", "ddp", "dask", "speed", "compute", "augment", "weightmap", "metrics", "accuracy")
+SECTIONS = ("inference", "training", "ddp", "dask", "speed", "compute", "augment", "weightmap", "metrics", "accuracy",
+            "specialists")
 PEER_ROWS = {  # section -> (column, text of a peer's row)
     "inference": ("method", "MONAI sliding window"),
     "training": ("model", "smp Unet resnet34"),
@@ -43,6 +44,13 @@ def test_quick_benchmark_runs_every_section_beside_the_peers(tmp_path, shared_da
         methods = [str(row.get(column, "")) for row in report["sections"][name]["rows"]]
         assert any(m.startswith(peer) for m in methods), f"{name}: no {peer!r} row in {methods}"
         assert any(m.startswith("biounet") for m in methods), f"{name}: no biounet row in {methods}"
+    # StarDist and Cellpose are not installed by `make test`: their rows say so, or carry their scores
+    specialists = {row["method"].split()[0]: row for row in report["sections"]["specialists"]["rows"]}
+    assert set(specialists) == {"biounet", "StarDist", "Cellpose"}, specialists
+    assert "mean AP 0.5:0.95" in specialists["biounet"]
+    for peer in ("StarDist", "Cellpose"):
+        row = specialists[peer]
+        assert "mean AP 0.5:0.95" in row or row["status"].startswith("not installed"), row
     speed = report["sections"]["speed"]["tables"]  # the folder beside a MONAI loop, the step split into parts
     assert [row["method"] for rows in speed.values() for row in rows if "method" in row] == [
         "biounet predict_files (batched)", "MONAI loop",
