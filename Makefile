@@ -42,7 +42,7 @@ test: install $(PEERS)
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-xvfb.sh
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: install $(PEERS) $(SPECIALISTS)
 	$(BIN)/python benchmarks/run.py --out benchmarks/RESULTS
