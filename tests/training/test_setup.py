@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_trainer import tiny_config
+from test_trainer import tiny_config, write_synthetic_dsb
 
 from biounet.training.config import ConfigError
 from biounet.training.recipes import preset
@@ -27,7 +27,7 @@ def test_a_distance_output_adds_its_term_to_the_class_loss_and_a_channel_to_the_
     from biounet.training.step import forward_loss
 
     root = tmp_path / "stage1_train"
-    write_dsb(root)
+    write_synthetic_dsb(root, 2)
     config = tiny_config(preset("dsb2018"), data={"images": str(tmp_path), "val_split": 0.5,
                                                      "target": {"distance": True}}, loss={"distance_weight": 0.3})
     parts = build_run(config, tmp_path / "run")
@@ -41,16 +41,3 @@ def test_a_distance_output_adds_its_term_to_the_class_loss_and_a_channel_to_the_
     assert (batch.distances[batch.labels == 0] < 0.5).all() and batch.distances.max() > 0.5
     value = forward_loss(parts, batch)
     assert torch.isfinite(value) and parts.criterion.value == pytest.approx(float(value))
-
-
-def write_dsb(root) -> None:
-    """Two 64 px synthetic images in the DSB layout (a mask file per nucleus)."""
-    from biounet.data.synthetic import generate
-    from biounet.io.images import write_image
-
-    for index in range(2):
-        image, labels = generate("nuclei", (64, 64), index, radius_range=(6, 10))
-        write_image(root / f"id{index}" / "images" / f"id{index}.png", (image // 256).astype(np.uint8))
-        for cell in range(1, labels.max() + 1):
-            mask = np.where(labels == cell, 255, 0).astype(np.uint8)
-            write_image(root / f"id{index}" / "masks" / f"m{cell}.png", mask)

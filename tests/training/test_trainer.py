@@ -110,14 +110,21 @@ def test_membrane_run_with_validation(tmp_path):
     assert (tmp_path / "run" / "report" / "report.html").is_file()
 
 
+def write_synthetic_dsb(root: Path, count: int) -> Path:
+    """``count`` synthetic 64 px nuclei images in the DSB layout under ``root`` (``id<i>/images/id<i>.png`` and
+    one mask file per nucleus in ``id<i>/masks/``); returns ``root``."""
+    for index in range(count):
+        image, labels = generate("nuclei", (64, 64), index, radius_range=(6, 10))
+        write_image(root / f"id{index}" / "images" / f"id{index}.png", (image // 256).astype(np.uint8))
+        for cell in range(1, labels.max() + 1):
+            mask = np.where(labels == cell, 255, 0).astype(np.uint8)
+            write_image(root / f"id{index}" / "masks" / f"m{cell}.png", mask)
+    return root
+
+
 def test_dsb_layout_instances_run(tmp_path):
     root = tmp_path / "stage1_train"
-    for index in range(2):
-        image, labels = generate("nuclei", (64, 64), index, radius_range=(6, 10))
-        sample = root / f"id{index}"
-        write_image(sample / "images" / f"id{index}.png", (image // 256).astype(np.uint8))
-        for cell in range(1, labels.max() + 1):
-            write_image(sample / "masks" / f"m{cell}.png", np.where(labels == cell, 255, 0).astype(np.uint8))
+    write_synthetic_dsb(root, 2)
     config = tiny_config(preset("dsb2018"), data={"images": str(tmp_path), "val_split": 0.5,
                                                      "foreground_prob": 0.5}, steps=4, val_every=4)
     result = train(config, tmp_path / "run", progress=False)

@@ -110,19 +110,14 @@ def test_the_report_shows_the_worst_images_with_their_errors(tmp_path):
 def test_a_run_selects_by_the_configured_metric_and_reports_the_worst_images(tmp_path):
     """A tiny DSB-layout run with ``select_by: f1``: the history has the three object columns, the best
     checkpoint is chosen by F1, and the HTML report holds the worst validation images with their errors."""
-    from biounet.data.synthetic import generate
-    from biounet.io.images import write_image
+    from test_trainer import write_synthetic_dsb
+
     from biounet.training.config import merge
     from biounet.training.recipes import preset, recipe
     from biounet.training.trainer import train
 
     root = tmp_path / "stage1_train"
-    for index in range(3):
-        image, labels = generate("nuclei", (64, 64), index, radius_range=(6, 10))
-        write_image(root / f"id{index}" / "images" / f"id{index}.png", (image // 256).astype(np.uint8))
-        for cell in range(1, labels.max() + 1):
-            mask = np.where(labels == cell, 255, 0).astype(np.uint8)
-            write_image(root / f"id{index}" / "masks" / f"m{cell}.png", mask)
+    write_synthetic_dsb(root, 3)
     tiny = {"model": {"depth": 2, "base_channels": 4, "padding": "valid", "norm": None, "dropout": 0.0},
             "tile_shape": [60], "batch_size": 2, "precision": "fp32", "device": "cpu", "log_every": 2,
             "optim": {"lr": 0.01, "warmup_steps": 0}, "steps": 2, "val_every": 2, "select_by": "f1",
