@@ -101,8 +101,8 @@ def test_a_distance_output_gives_the_seeds_and_the_landscape() -> None:
 
 
 def test_predict_uses_the_seed_settings_saved_in_the_model(rng, small_unet, tmp_path) -> None:
-    """Training saves the seed threshold and min size that validation chose in the model's pipeline target;
-    ``predict`` uses them unless the caller gives its own, and the sidecar records what was used."""
+    """Training saves the seed threshold, min size and seed height that validation chose in the model's pipeline
+    target; ``predict`` uses them unless the caller gives its own, and the sidecar records what was used."""
     import json
 
     from biounet import predict
@@ -125,7 +125,17 @@ def test_predict_uses_the_seed_settings_saved_in_the_model(rng, small_unet, tmp_
     assert np.array_equal(given, plain)
     predict(bundle, image, output="instances", precision="fp32", progress=False, out=tmp_path / "cells.tif")
     settings = json.loads((tmp_path / "cells.tif.json").read_text())["settings"]
-    assert (settings["threshold"], settings["min_size"]) == chosen
+    assert (settings["threshold"], settings["min_size"], settings["seed_height"]) == (*chosen, 0.0)
+
+    low, median = 0.05, round(float(np.quantile(probs[1], 0.5)), 3)  # larger seeds, some with two tops
+    save_model(model, tmp_path / "run-h", pipeline={"target": {**target, "threshold": median, "min_size": 3,
+                                                               "seed_height": low}})
+    split = instances_from_probabilities(probs, 1, [1, 2], threshold=median, min_size=3, seed_height=low)
+    assert split.max() > instances_from_probabilities(probs, 1, [1, 2], threshold=median, min_size=3).max()
+    bundle = load_bundle(tmp_path / "run-h")
+    assert np.array_equal(predict(bundle, image, output="instances", precision="fp32", progress=False), split)
+    predict(bundle, image, output="instances", precision="fp32", progress=False, out=tmp_path / "cells-h.tif")
+    assert json.loads((tmp_path / "cells-h.tif.json").read_text())["settings"]["seed_height"] == low
 
 
 def test_flooding_only_shared_components_equals_one_watershed_over_the_foreground(rng) -> None:

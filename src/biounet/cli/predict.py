@@ -176,6 +176,7 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed-height",
         type=options.threshold,
+        metavar="H",
         help="instances of touching objects: split seeds at the maxima of the distance map that stand this high "
         "(0..1; the model's distance output, else the interior's distance transform); 0: the paper's seeds "
         "(default: the model's, as for --threshold; else 0)",
