@@ -86,3 +86,21 @@ def test_an_axis_is_taken_whole_when_that_computes_clearly_fewer_pixels_and_larg
     assert max_input_shape(config, (2048, 2048), margins, "fp32", CPU, budget) == (1024, 1024)
     capped = max_input_shape(config, (4096, 4096), margins, "fp32", CPU, budget, largest=(300, 5000))
     assert capped[0] == 300 and capped[1] == 2**20 // 300
+
+
+def test_an_image_whose_whole_pass_fits_runs_untiled_and_larger_ones_keep_1_mpx_tiles(monkeypatch) -> None:
+    """The default recipe's network in bfloat16 (~400 B a pixel): with 16 GiB free a 2048 px image is one
+    pass (1.7 GB of activations, under the 2 GiB whole-image budget), an 8192 px one is tiled at <= 1 Mpx; with
+    4 GiB free (1 GiB whole-image budget) the 2048 px image is tiled too."""
+    import biounet.runtime
+    from biounet.training.config import TrainConfig
+
+    config = TrainConfig().model
+    margins = context_margin(config)
+    monkeypatch.setattr(biounet.runtime, "available_memory_bytes", lambda device=None: 16 * 2**30)
+    assert max_input_shape(config, (2048, 2048), margins, "bf16", CPU) == (2048, 2048)
+    assert max_input_shape(config, (1500, 1500), margins, "bf16", CPU) == (1504, 1504)  # on the pooling grid
+    tiled = max_input_shape(config, (8192, 8192), margins, "bf16", CPU)
+    assert tiled[0] == tiled[1] and math.prod(tiled) <= 2**20
+    monkeypatch.setattr(biounet.runtime, "available_memory_bytes", lambda device=None: 4 * 2**30)
+    assert math.prod(max_input_shape(config, (2048, 2048), margins, "bf16", CPU)) <= 2**20

@@ -19,11 +19,18 @@ import torch
 from biounet.model.config import UNetConfig
 from biounet.model.sizes import total_pool_factor
 
-#: Activation memory allowed for one batch on CPU (also capped at a quarter of the available RAM).
+#: Activation memory allowed for one batch of tiles on CPU (also capped at a quarter of the available RAM).
 CPU_BUDGET_BYTES = 768 * 2**20
-#: Largest 2D input tile on CPU in pixels (1024 x 1024): bigger tiles gain little speed.  3D tiles grow to
-#: the memory budget instead: with a same-padded 3D network's context (40 voxels a side at depth 3) a 100^3
-#: tile would keep 20^3, so there the margins, not the speed per voxel, decide.
+#: Activation memory a whole-image pass may take on CPU (also capped at a quarter of the available RAM): an
+#: image that fits runs untiled.  Tiles repeat their context (a 2048 px image as 3 x 3 tiles of 848 px computes
+#: 1.5x its pixels) while a forward costs about the same per pixel from 512 to 2048 px, so an image up to about
+#: 2300 x 2300 px (the default network in bfloat16) is fastest whole; larger ones are tiled with memory flat in
+#: their size.
+CPU_WHOLE_IMAGE_BYTES = 2 * 2**30
+#: Largest 2D input tile on CPU in pixels (1024 x 1024) when an image is tiled: it bounds the memory of tiled
+#: predictions (8192 px images, blockwise workers).  3D tiles grow to the memory budget instead: with a
+#: same-padded 3D network's context (40 voxels a side at depth 3) a 100^3 tile would keep 20^3, so there the
+#: margins decide.
 CPU_MAX_TILE_PIXELS = 2**20
 #: On CPU, batch small tiles up to about this many input pixels per batch (larger batches gain nothing).
 CPU_BATCH_PIXELS = 2**20
@@ -42,14 +49,14 @@ def activation_bytes_per_pixel(config: UNetConfig, precision: str) -> float:
     return element * values + 4.0 * (config.in_channels + 2 * config.num_classes)
 
 
-def memory_budget(device: torch.device) -> int:
-    """Bytes of activation memory one batch may use on ``device``."""
+def memory_budget(device: torch.device, whole_image: bool = False) -> int:
+    """Bytes of activation memory one batch of tiles (``whole_image``: one untiled pass) may use on ``device``."""
     from biounet.runtime import available_memory_bytes
 
     available = available_memory_bytes(device)
     if device.type == "cuda":
         return int(0.5 * available)
-    return int(min(CPU_BUDGET_BYTES, 0.25 * available))
+    return int(min(CPU_WHOLE_IMAGE_BYTES if whole_image else CPU_BUDGET_BYTES, 0.25 * available))
 
 
 def max_input_shape(
@@ -77,16 +84,23 @@ def max_input_shape(
     there, as in a whole-image pass: :func:`biounet.tiling.plan_grid`), so such an axis counts without its
     margins: a stack of 3 sections of 1024 x 1024 with 8 sections of z context gets tiles of 4 sections, not
     20, and five times as many pixels in-plane.
+
+    With the device's own budget (``budget=None``) an image whose whole pass fits the larger whole-image
+    budget (:data:`CPU_WHOLE_IMAGE_BYTES` on CPU) is one tile: tiling it would only repeat context.
     """
-    budget = memory_budget(device) if budget is None else budget
-    pixels = budget / activation_bytes_per_pixel(config, precision)
-    if device.type == "cpu" and config.spatial_dims == 2:
-        pixels = min(pixels, CPU_MAX_TILE_PIXELS)
+    per_pixel = activation_bytes_per_pixel(config, precision)
     pool = total_pool_factor(config)
     context = 2 if config.padding == "valid" else 0  # margins an axis taken whole still needs, per side
     caps = [math.ceil(int(n) / p) * p + context * int(m) for n, m, p in zip(image_shape, margins, pool)]
     if largest is not None:
         caps = [min(c, int(n)) for c, n in zip(caps, largest)]
+    if budget is None:
+        if math.prod(caps) * per_pixel <= memory_budget(device, whole_image=True):
+            return tuple(caps)
+        budget = memory_budget(device)
+    pixels = budget / per_pixel
+    if device.type == "cpu" and config.spatial_dims == 2:
+        pixels = min(pixels, CPU_MAX_TILE_PIXELS)
     weights = [max(1, int(m), int(p)) for m, p in zip(margins, pool)]
     return _share(pixels, caps, weights, [int(n) for n in image_shape], [int(m) for m in margins])
 
