@@ -102,5 +102,7 @@ def test_an_image_whose_whole_pass_fits_runs_untiled_and_larger_ones_keep_1_mpx_
     assert max_input_shape(config, (1500, 1500), margins, "bf16", CPU) == (1504, 1504)  # on the pooling grid
     tiled = max_input_shape(config, (8192, 8192), margins, "bf16", CPU)
     assert tiled[0] == tiled[1] and math.prod(tiled) <= 2**20
+    block = max_input_shape(config, (2048, 2048), margins, "bf16", CPU, largest=(2208, 2208))  # a blockwise worker
+    assert math.prod(block) <= 2**20
     monkeypatch.setattr(biounet.runtime, "available_memory_bytes", lambda device=None: 4 * 2**30)
     assert math.prod(max_input_shape(config, (2048, 2048), margins, "bf16", CPU)) <= 2**20

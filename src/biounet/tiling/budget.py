@@ -23,9 +23,9 @@ from biounet.model.sizes import total_pool_factor
 CPU_BUDGET_BYTES = 768 * 2**20
 #: Activation memory a whole-image pass may take on CPU (also capped at a quarter of the available RAM): an
 #: image that fits runs untiled.  Tiles repeat their context (a 2048 px image as 3 x 3 tiles of 848 px computes
-#: 1.5x its pixels) while a forward costs about the same per pixel from 512 to 2048 px, so an image up to about
-#: 2300 x 2300 px (the default network in bfloat16) is fastest whole; larger ones are tiled with memory flat in
-#: their size.
+#: 1.5x its pixels) while a forward costs about the same per pixel from 512 to 2048 px (docs/speed.md), so an
+#: image up to about 2300 x 2300 px (the default network in bfloat16) is fastest whole; larger ones are tiled
+#: with memory flat in their size.
 CPU_WHOLE_IMAGE_BYTES = 2 * 2**30
 #: Largest 2D input tile on CPU in pixels (1024 x 1024) when an image is tiled: it bounds the memory of tiled
 #: predictions (8192 px images, blockwise workers).  3D tiles grow to the memory budget instead: with a
@@ -86,7 +86,9 @@ def max_input_shape(
     20, and five times as many pixels in-plane.
 
     With the device's own budget (``budget=None``) an image whose whole pass fits the larger whole-image
-    budget (:data:`CPU_WHOLE_IMAGE_BYTES` on CPU) is one tile: tiling it would only repeat context.
+    budget (:data:`CPU_WHOLE_IMAGE_BYTES` on CPU) is one tile: tiling it would only repeat context.  Not so
+    for the blocks of a blockwise run (``largest`` given): several workers share the machine there, and each
+    keeps to the tile budget.
     """
     per_pixel = activation_bytes_per_pixel(config, precision)
     pool = total_pool_factor(config)
@@ -95,7 +97,7 @@ def max_input_shape(
     if largest is not None:
         caps = [min(c, int(n)) for c, n in zip(caps, largest)]
     if budget is None:
-        if math.prod(caps) * per_pixel <= memory_budget(device, whole_image=True):
+        if largest is None and math.prod(caps) * per_pixel <= memory_budget(device, whole_image=True):
             return tuple(caps)
         budget = memory_budget(device)
     pixels = budget / per_pixel
