@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from biounet.training.config import ConfigError, TrainConfig, merge, read_config_file
 from biounet.training.recipes import preset, recipe
@@ -108,3 +109,22 @@ def test_distance_weight_is_checked_and_needs_a_distance_output():
         TrainConfig.from_dict(merge(preset("isbi2012"), {"data": {"target": {"distance": True}}}))
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again.data.target.distance and again.loss.distance_weight == 0.5
+
+
+def test_default_recipe_is_fitted_to_the_machine_and_the_dsb_preset(monkeypatch):
+    """32 channels at lr 1e-3 where the CPU has bfloat16, but the DSB nuclei take 16 at 3e-3 on any CPU;
+    a float32-only CPU takes 16 for everything; a GPU keeps 32 for the nuclei too."""
+    from biounet import runtime
+
+    def widths(precision: str, device: str) -> tuple:
+        monkeypatch.setattr(runtime, "default_device", lambda: torch.device(device))
+        monkeypatch.setattr(runtime, "resolve_precision", lambda wanted, dev: precision)
+        return tuple(
+            (TrainConfig.from_dict(recipe("default", name)).model.base_channels,
+             TrainConfig.from_dict(recipe("default", name)).optim.lr)
+            for name in (None, "isbi2012", "dsb2018")
+        )
+
+    assert widths("bf16", "cpu") == ((32, 1e-3), (32, 1e-3), (16, 3e-3))
+    assert widths("fp32", "cpu") == ((16, 3e-3),) * 3
+    assert widths("bf16", "cuda") == ((32, 1e-3),) * 3

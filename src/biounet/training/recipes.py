@@ -16,7 +16,8 @@ Recipes:
   over-predict the thin boundary class of the nuclei (``--set loss.class_balance=true`` restores it). On
   a CPU that computes in float32 only (no CUDA, no AVX-512 BF16 or AMX) the width and learning rate are
   fitted to the machine (:data:`FLOAT32_CPU_DEFAULT`: 16..256 channels at lr 3e-3), because there a step
-  of 4 x 256 px tiles takes 4.1 s at 32 channels and 1.1 s at 16. Every run measured, with its command
+  of 4 x 256 px tiles takes 4.1 s at 32 channels and 1.1 s at 16; the DSB nuclei preset takes the narrow
+  network on every CPU (:data:`NARROW_ON_ANY_CPU`). Every run measured, with its command
   and machine: ``docs/recipes.md``. These values are the defaults of
   :class:`~biounet.training.config.TrainConfig`; the fit to the machine is applied here, by :func:`recipe`.
 * ``"paper"``: Ronneberger et al. 2015 as published: 64..1024 channels, unpadded convolutions, no
@@ -110,31 +111,40 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-#: What the default recipe changes on a CPU that computes in float32 only (no CUDA, no native bf16):
-#: a network of half the width at a higher learning rate (see the module docstring for the measurements).
+#: What the default recipe changes on a CPU that computes in float32 only (no CUDA, no native bf16), and for
+#: the presets of :data:`NARROW_ON_ANY_CPU` on every CPU: a network of half the width at a higher learning rate
+#: (see the module docstring; the measurements are in docs/recipes.md).
 FLOAT32_CPU_DEFAULT: dict[str, Any] = {"model": {"base_channels": 16}, "optim": {"lr": 3e-3}}
+#: Presets whose default network is the narrow one on a CPU with bfloat16 too: the DSB nuclei, where on the
+#: 2-core bf16 machine 15 minutes of 16 channels (about 1,300 steps) beat 32 channels (about 500) on each of
+#: three seeds (median DSB mean AP 0.606 against 0.592).
+NARROW_ON_ANY_CPU: tuple[str, ...] = ("dsb2018",)
 
 
-def default_for_this_machine() -> dict[str, Any]:
-    """The layer that fits the default recipe to this machine: empty where ``precision="auto"`` trains in
-    reduced precision on the default device (a CUDA GPU, a CPU with AVX-512 BF16 or AMX), else
-    :data:`FLOAT32_CPU_DEFAULT`."""
+def default_for_this_machine(preset_name: str | None = None) -> dict[str, Any]:
+    """The layer that fits the default recipe to this machine (and data preset): empty where
+    ``precision="auto"`` trains in reduced precision on the default device (a CUDA GPU, a CPU with AVX-512
+    BF16 or AMX), else :data:`FLOAT32_CPU_DEFAULT`; that too for a preset of :data:`NARROW_ON_ANY_CPU` on any
+    CPU."""
     from biounet import runtime
 
-    fast = runtime.resolve_precision("auto", runtime.default_device()) != "fp32"
-    return {} if fast else _copy(FLOAT32_CPU_DEFAULT)
+    device = runtime.default_device()
+    fast = runtime.resolve_precision("auto", device) != "fp32"
+    narrow = not fast or (device.type == "cpu" and preset_name in NARROW_ON_ANY_CPU)
+    return _copy(FLOAT32_CPU_DEFAULT) if narrow else {}
 
 
-def recipe(name: str) -> dict[str, Any]:
+def recipe(name: str, preset_name: str | None = None) -> dict[str, Any]:
     """The configuration layer of recipe ``name`` (a nested dict, see :class:`TrainConfig`).
 
-    The default recipe is fitted to this machine (:func:`default_for_this_machine`), so the saved
-    configuration holds the width and learning rate that were used.
+    The default recipe is fitted to this machine and the data preset ``preset_name``
+    (:func:`default_for_this_machine`), so the saved configuration holds the width and learning rate that
+    were used.
     """
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
     layer = _copy(RECIPES[name])
-    return merge(layer, default_for_this_machine()) if name == "default" else layer
+    return merge(layer, default_for_this_machine(preset_name)) if name == "default" else layer
 
 
 def preset(name: str) -> dict[str, Any]:
