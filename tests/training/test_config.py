@@ -119,11 +119,8 @@ def test_default_recipe_is_fitted_to_the_machine_and_the_dsb_preset(monkeypatch)
     def widths(precision: str, device: str) -> tuple:
         monkeypatch.setattr(runtime, "default_device", lambda: torch.device(device))
         monkeypatch.setattr(runtime, "resolve_precision", lambda wanted, dev: precision)
-        return tuple(
-            (TrainConfig.from_dict(recipe("default", name)).model.base_channels,
-             TrainConfig.from_dict(recipe("default", name)).optim.lr)
-            for name in (None, "isbi2012", "dsb2018")
-        )
+        configs = [TrainConfig.from_dict(recipe("default", name)) for name in (None, "isbi2012", "dsb2018")]
+        return tuple((config.model.base_channels, config.optim.lr) for config in configs)
 
     assert widths("bf16", "cpu") == ((32, 1e-3), (32, 1e-3), (16, 3e-3))
     assert widths("fp32", "cpu") == ((16, 3e-3),) * 3

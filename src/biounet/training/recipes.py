@@ -15,7 +15,7 @@ Recipes:
   whose gaps merge cells (w0 = 10 left too little membrane); w_c is left out because it makes the network
   over-predict the thin boundary class of the nuclei (``--set loss.class_balance=true`` restores it). On
   a CPU that computes in float32 only (no CUDA, no AVX-512 BF16 or AMX) the width and learning rate are
-  fitted to the machine (:data:`FLOAT32_CPU_DEFAULT`: 16..256 channels at lr 3e-3), because there a step
+  fitted to the machine (:data:`NARROW_CPU_DEFAULT`: 16..256 channels at lr 3e-3), because there a step
   of 4 x 256 px tiles takes 4.1 s at 32 channels and 1.1 s at 16; the DSB nuclei preset takes the narrow
   network on every CPU (:data:`NARROW_ON_ANY_CPU`). Every run measured, with its command
   and machine: ``docs/recipes.md``. These values are the defaults of
@@ -112,9 +112,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 #: What the default recipe changes on a CPU that computes in float32 only (no CUDA, no native bf16), and for
-#: the presets of :data:`NARROW_ON_ANY_CPU` on every CPU: a network of half the width at a higher learning rate
-#: (see the module docstring; the measurements are in docs/recipes.md).
-FLOAT32_CPU_DEFAULT: dict[str, Any] = {"model": {"base_channels": 16}, "optim": {"lr": 3e-3}}
+#: the presets of :data:`NARROW_ON_ANY_CPU` on every CPU: the narrow network, half the width at a higher
+#: learning rate (see the module docstring; the measurements are in docs/recipes.md).
+NARROW_CPU_DEFAULT: dict[str, Any] = {"model": {"base_channels": 16}, "optim": {"lr": 3e-3}}
 #: Presets whose default network is the narrow one on a CPU with bfloat16 too: the DSB nuclei, where in the
 #: minutes a CPU gives, the narrow network's 2.5x more steps beat the wider network's capacity (docs/recipes.md).
 NARROW_ON_ANY_CPU: tuple[str, ...] = ("dsb2018",)
@@ -123,14 +123,14 @@ NARROW_ON_ANY_CPU: tuple[str, ...] = ("dsb2018",)
 def default_for_this_machine(preset_name: str | None = None) -> dict[str, Any]:
     """The layer that fits the default recipe to this machine (and data preset): empty where
     ``precision="auto"`` trains in reduced precision on the default device (a CUDA GPU, a CPU with AVX-512
-    BF16 or AMX), else :data:`FLOAT32_CPU_DEFAULT`; that too for a preset of :data:`NARROW_ON_ANY_CPU` on any
+    BF16 or AMX), else :data:`NARROW_CPU_DEFAULT`; that too for a preset of :data:`NARROW_ON_ANY_CPU` on any
     CPU."""
     from biounet import runtime
 
     device = runtime.default_device()
     fast = runtime.resolve_precision("auto", device) != "fp32"
     narrow = not fast or (device.type == "cpu" and preset_name in NARROW_ON_ANY_CPU)
-    return _copy(FLOAT32_CPU_DEFAULT) if narrow else {}
+    return _copy(NARROW_CPU_DEFAULT) if narrow else {}
 
 
 def recipe(name: str, preset_name: str | None = None) -> dict[str, Any]:
