@@ -305,3 +305,29 @@ def test_distance_flag_and_set_both_turn_the_distance_output_on(tmp_path):
     (tmp_path / "c.yaml").write_text("data:\n  target:\n    distance: true\nloss:\n  distance_weight: 0.5\n")
     from_file = config("--config", str(tmp_path / "c.yaml"))  # a switch not given leaves the file's value
     assert from_file.data.target.distance and from_file.loss.distance_weight == 0.5
+
+
+def test_touching_objects_train_the_narrow_network_however_they_are_given(tmp_path, monkeypatch):
+    """On a CPU with bfloat16 the DSB preset, a folder of touching objects and a configuration file asking for
+    them all get the narrow default network; membranes keep 32 channels, and flags still win."""
+    import torch
+
+    from biounet import runtime
+    from biounet.cli.main import build_parser
+    from biounet.cli.train import build_config
+
+    monkeypatch.setattr(runtime, "default_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(runtime, "resolve_precision", lambda wanted, device: "bf16")
+
+    def width(*args: str) -> tuple:
+        config = build_config(build_parser().parse_args(["train", "--out", "r", *args]))[0]
+        return config.model.base_channels, config.optim.lr
+
+    folders = ["--images", "i", "--masks", "m"]
+    (tmp_path / "c.yaml").write_text("data:\n  target:\n    kind: instances\n")
+    assert width("--dsb", "d") == (16, 3e-3)
+    assert width(*folders, "--target", "instances") == (16, 3e-3)
+    assert width(*folders, "--config", str(tmp_path / "c.yaml")) == (16, 3e-3)
+    assert width(*folders, "--target", "instances", "--instance-style", "membrane") == (32, 1e-3)
+    assert width(*folders) == (32, 1e-3)
+    assert width("--dsb", "d", "--set", "model.base_channels=32") == (32, 3e-3)

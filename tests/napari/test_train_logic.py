@@ -45,6 +45,18 @@ def test_targets_and_settings_become_the_configuration(tmp_path):
         semantic_classes([np.zeros(4, np.uint8)])
 
 
+def test_touching_objects_train_the_narrow_network_on_a_bf16_cpu(tmp_path, monkeypatch):
+    import torch
+
+    from biounet import runtime
+
+    monkeypatch.setattr(runtime, "default_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(runtime, "resolve_precision", lambda wanted, device: "bf16")
+    widths = {target: build_config(TrainRequest(tmp_path / "r", target), tmp_path / "i", tmp_path / "m").model
+              .base_channels for target in ("instances", "membranes", "semantic")}
+    assert widths == {"instances": 16, "membranes": 32, "semantic": 32}
+
+
 def test_a_folder_is_used_as_it_is(tmp_path, nuclei):
     for name, image, labels in nuclei[:2]:
         from biounet.io.images import write_image

@@ -111,17 +111,21 @@ def test_distance_weight_is_checked_and_needs_a_distance_output():
     assert again.data.target.distance and again.loss.distance_weight == 0.5
 
 
-def test_default_recipe_is_fitted_to_the_machine_and_the_dsb_preset(monkeypatch):
-    """32 channels at lr 1e-3 where the CPU has bfloat16, but the DSB nuclei take 16 at 3e-3 on any CPU;
-    a float32-only CPU takes 16 for everything; a GPU keeps 32 for the nuclei too."""
+def test_default_recipe_is_fitted_to_the_machine_and_the_target(monkeypatch):
+    """32 channels at lr 1e-3 where the CPU has bfloat16, but touching objects (the DSB nuclei) take 16 at 3e-3
+    on any CPU; a float32-only CPU takes 16 for everything; a GPU keeps 32 for the nuclei too."""
     from biounet import runtime
+
+    targets = [None, preset("isbi2012")["data"]["target"], preset("dsb2018")["data"]["target"],
+               {"kind": "instances"}, {"kind": "semantic"}]
 
     def widths(precision: str, device: str) -> tuple:
         monkeypatch.setattr(runtime, "default_device", lambda: torch.device(device))
         monkeypatch.setattr(runtime, "resolve_precision", lambda wanted, dev: precision)
-        configs = [TrainConfig.from_dict(recipe("default", name)) for name in (None, "isbi2012", "dsb2018")]
+        configs = [TrainConfig.from_dict(recipe("default", target)) for target in targets]
         return tuple((config.model.base_channels, config.optim.lr) for config in configs)
 
-    assert widths("bf16", "cpu") == ((32, 1e-3), (32, 1e-3), (16, 3e-3))
-    assert widths("fp32", "cpu") == ((16, 3e-3),) * 3
-    assert widths("bf16", "cuda") == ((32, 1e-3),) * 3
+    wide, narrow = (32, 1e-3), (16, 3e-3)
+    assert widths("bf16", "cpu") == (wide, wide, narrow, narrow, wide)
+    assert widths("fp32", "cpu") == (narrow,) * 5
+    assert widths("bf16", "cuda") == (wide,) * 5

@@ -61,7 +61,7 @@ RECIPES AND CONFIGURATION
   --recipe default (padding same, batch norm, AdamW + cosine, a moving average of the weights, 256 px
   tiles, batch 4, cross-entropy with the eq.-2 border weights at w0 = 25 (the paper: 10), elastic
   deformation; 32 channels and lr 1e-3 on a GPU or a CPU with bfloat16, 16 channels and lr 3e-3 on a
-  CPU that computes in float32 only, and for the DSB nuclei (--dsb) on every CPU) or
+  CPU that computes in float32 only, and for touching objects (the DSB nuclei) on every CPU) or
   --recipe paper (Ronneberger et al. 2015: 64..1024 channels, SGD momentum 0.99, one 572 px tile a step,
   weighted cross-entropy, elastic deformation). A YAML/TOML/JSON file (--config) with the sections of
   RUN_DIR/config.json overrides the recipe, flags override the file, and --set section.key=value sets
@@ -289,10 +289,8 @@ def build_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
         flags["steps"] = None  # a time budget alone is the only end (the recipe's 3,000 steps would end it first)
     recipe_name = args.recipe or file_layer.get("recipe") or "default"
     preset_name = args.preset or ("dsb2018" if args.dsb else None) or file_layer.get("data", {}).get("preset")
-    layers = recipe(recipe_name, preset_name)
-    if preset_name:
-        layers = merge(layers, preset(preset_name))
-    layers = merge(merge(layers, file_layer), flags)
+    chosen = merge(merge(preset(preset_name) if preset_name else {}, file_layer), flags)
+    layers = merge(recipe(recipe_name, chosen.get("data", {}).get("target")), chosen)
     layers["recipe"] = recipe_name
     source = Path(args.config) if args.config else None
     return TrainConfig.from_dict(layers, where=args.config or "configuration"), source

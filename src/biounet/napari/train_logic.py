@@ -166,7 +166,8 @@ def build_config(request: TrainRequest, images: Path, masks: Path, classes: list
         "steps": None,
         "checkpoint_minutes": CURVE_CHECKPOINT_MINUTES,
     }
-    config = merge(merge(recipe("default"), layer), _nested(request.settings))
+    chosen = merge(layer, _nested(request.settings))
+    config = merge(recipe("default", chosen["data"].get("target")), chosen)
     config["recipe"] = "default"
     return TrainConfig.from_dict(config, where="Train widget settings")
 

@@ -16,8 +16,8 @@ Recipes:
   over-predict the thin boundary class of the nuclei (``--set loss.class_balance=true`` restores it). On
   a CPU that computes in float32 only (no CUDA, no AVX-512 BF16 or AMX) the width and learning rate are
   fitted to the machine (:data:`NARROW_CPU_DEFAULT`: 16..256 channels at lr 3e-3), because there a step
-  of 4 x 256 px tiles takes 4.1 s at 32 channels and 1.1 s at 16; the DSB nuclei preset takes the narrow
-  network on every CPU (:data:`NARROW_ON_ANY_CPU`). Every run measured, with its command
+  of 4 x 256 px tiles takes 4.1 s at 32 channels and 1.1 s at 16; touching objects (the DSB nuclei) take the
+  narrow network on every CPU (:data:`NARROW_ON_ANY_CPU`). Every run measured, with its command
   and machine: ``docs/recipes.md``. These values are the defaults of
   :class:`~biounet.training.config.TrainConfig`; the fit to the machine is applied here, by :func:`recipe`.
 * ``"paper"``: Ronneberger et al. 2015 as published: 64..1024 channels, unpadded convolutions, no
@@ -48,6 +48,7 @@ Presets (layered on top of a recipe):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from biounet.training.config import ConfigError, merge
@@ -112,38 +113,48 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 #: What the default recipe changes on a CPU that computes in float32 only (no CUDA, no native bf16), and for
-#: the presets of :data:`NARROW_ON_ANY_CPU` on every CPU: the narrow network, half the width at a higher
+#: the targets of :data:`NARROW_ON_ANY_CPU` on every CPU: the narrow network, half the width at a higher
 #: learning rate (see the module docstring; the measurements are in docs/recipes.md).
 NARROW_CPU_DEFAULT: dict[str, Any] = {"model": {"base_channels": 16}, "optim": {"lr": 3e-3}}
-#: Presets whose default network is the narrow one on a CPU with bfloat16 too: the DSB nuclei, where in the
-#: minutes a CPU gives, the narrow network's 2.5x more steps beat the wider network's capacity (docs/recipes.md).
-NARROW_ON_ANY_CPU: tuple[str, ...] = ("dsb2018",)
+#: Instance styles whose default network is the narrow one on a CPU with bfloat16 too: touching objects (3
+#: classes), as the DSB nuclei, where in the minutes a CPU gives the narrow network's 2.5x more steps beat the
+#: wider network's capacity (docs/recipes.md). Keyed on the target rather than the data preset, so that the
+#: same objects from a folder, a configuration file or napari's Train widget get the same network.
+NARROW_ON_ANY_CPU: tuple[str, ...] = ("touching",)
 
 
-def default_for_this_machine(preset_name: str | None = None) -> dict[str, Any]:
-    """The layer that fits the default recipe to this machine (and data preset): empty where
+def trains_narrow_on_any_cpu(target: Mapping[str, Any] | None) -> bool:
+    """Whether the target layer ``target`` (a ``data.target`` section, possibly partial) is one of
+    :data:`NARROW_ON_ANY_CPU`: instances of such a style (a missing style is
+    :class:`~biounet.data.targets.TargetConfig`'s default, ``"touching"``)."""
+    target = target or {}
+    return target.get("kind") == "instances" and target.get("style", "touching") in NARROW_ON_ANY_CPU
+
+
+def default_for_this_machine(target: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The layer that fits the default recipe to this machine and the target it will learn: empty where
     ``precision="auto"`` trains in reduced precision on the default device (a CUDA GPU, a CPU with AVX-512
-    BF16 or AMX), else :data:`NARROW_CPU_DEFAULT`; that too for a preset of :data:`NARROW_ON_ANY_CPU` on any
-    CPU."""
+    BF16 or AMX), else :data:`NARROW_CPU_DEFAULT`; that too on any CPU for a ``target`` layer that
+    :func:`trains_narrow_on_any_cpu`."""
     from biounet import runtime
 
     device = runtime.default_device()
     fast = runtime.resolve_precision("auto", device) != "fp32"
-    narrow = not fast or (device.type == "cpu" and preset_name in NARROW_ON_ANY_CPU)
+    narrow = not fast or (device.type == "cpu" and trains_narrow_on_any_cpu(target))
     return _copy(NARROW_CPU_DEFAULT) if narrow else {}
 
 
-def recipe(name: str, preset_name: str | None = None) -> dict[str, Any]:
+def recipe(name: str, target: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The configuration layer of recipe ``name`` (a nested dict, see :class:`TrainConfig`).
 
-    The default recipe is fitted to this machine and the data preset ``preset_name``
-    (:func:`default_for_this_machine`), so the saved configuration holds the width and learning rate that
-    were used.
+    The default recipe is fitted to this machine and to ``target``, the ``data.target`` layer that the
+    other layers (preset, file, flags, widget) will set (:func:`default_for_this_machine`), so the saved
+    configuration holds the width and learning rate that were used; layers merged on top still win.
     """
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r} (choose from {', '.join(RECIPES)})")
     layer = _copy(RECIPES[name])
-    return merge(layer, default_for_this_machine(preset_name)) if name == "default" else layer
+    return merge(layer, default_for_this_machine(target)) if name == "default" else layer
 
 
 def preset(name: str) -> dict[str, Any]:
