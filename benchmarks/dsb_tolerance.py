@@ -1,0 +1,141 @@
+"""How close to the DSB annotation must a segmentation be for the issue's mean AP, and can post-processing get there?
+
+    python benchmarks/dsb_tolerance.py [RUN_DIR ...] [--tta 8]
+
+1. **The truth moved by one pixel.** The validation truth (the last 20 % of the shared DSB images) shifted by
+   one pixel, every nucleus grown by one pixel into the background, or shrunk by one pixel, scored against the
+   unchanged truth with the DSB mean AP over IoU 0.5..0.95: what a segmentation whose outlines are one pixel off
+   everywhere would score. The nuclei are small (median 115 px), so one pixel is much of their IoU.
+2. **Post-processing of a trained model** (each ``RUN_DIR``): the validation images' probabilities (``--tta``
+   transforms averaged), made into instances over a grid of seed thresholds, smallest seeds, seed heights
+   and foreground thresholds wider than validation's: the mean AP of the model's own (validation-chosen)
+   setting, of the best single setting of the grid (chosen on these images: optimistic), and of the best setting
+   *per image* chosen against its truth (an oracle no real choice can reach: an upper bound of what choosing
+   the post-processing can give this model).
+
+Scores: :mod:`biounet.metrics`; one table of object overlaps per image and setting.  Measurements in
+``docs/recipes.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+from bench_accuracy import dsb_split
+from bench_specialists import raw_images, truth
+from scipy import ndimage
+
+from biounet.metrics.matching import DSB_IOU_THRESHOLDS, instance_overlaps, match_overlaps
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7)
+MIN_SIZES = (16, 32, 48, 64)
+SEED_HEIGHTS = (0.0, 0.3, 0.5)
+FOREGROUND = (0.4, 0.5, 0.6)
+"""The grid of part 2: seed threshold, smallest seed (px), seed height, foreground threshold."""
+
+
+def per_threshold(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """``TP / (TP + FP + FN)`` at each DSB IoU threshold, ``(10,)``."""
+    overlaps = instance_overlaps(gt, np.asarray(pred, dtype=np.int32))
+    return np.array([match_overlaps(overlaps, t).dsb_precision for t in DSB_IOU_THRESHOLDS])
+
+
+def shifted(labels: np.ndarray) -> np.ndarray:
+    """Every object moved one pixel right (the image's last column wraps to its first)."""
+    return np.roll(labels, 1, axis=1)
+
+
+def grown(labels: np.ndarray) -> np.ndarray:
+    """Every object grown by one pixel (4-neighbours) into the background; objects keep their pixels."""
+    dilated = ndimage.grey_dilation(labels, footprint=ndimage.generate_binary_structure(2, 1))
+    return np.where(labels > 0, labels, dilated)
+
+
+def shrunk(labels: np.ndarray) -> np.ndarray:
+    """Every object without its outer pixel ring (pixels with a 4-neighbour of another label, image edges kept)."""
+    padded = np.pad(labels, 1, mode="edge")
+    height, width = labels.shape
+    inner = np.ones(labels.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        inner &= padded[dy:dy + height, dx:dx + width] == labels
+    return np.where(inner, labels, 0)
+
+
+def table_row(name: str, scores: np.ndarray) -> str:
+    """A markdown row: the mean AP and the AP at each IoU threshold of ``scores`` ``(images, 10)``."""
+    per = scores.mean(axis=0)
+    return f"| {name} | **{per.mean():.3f}** | " + " | ".join(f"{v:.2f}" for v in per) + " |"
+
+
+def model_rows(run_dir: str, images: list[np.ndarray], truths: list[np.ndarray], tta: int
+               ) -> tuple[list[str], list[str]]:
+    """Part 2 for the model of ``run_dir``: its table rows, and lines with the best mean AP at each value of each
+    setting (the other settings free), which show where the grid's best lies."""
+    from biounet.inference.instances import instances_from_interior
+    from biounet.inference.predictor import predict
+    from biounet.io.checkpoint import load_bundle
+
+    bundle, model_name = load_bundle(run_dir), Path(run_dir).name
+    target = bundle.pipeline.target
+    probs = [predict(bundle, image, output="probabilities", channel_axis="none", tta=tta, progress=False)
+             for image in images]
+    own = (target.threshold, target.min_size, target.seed_height, 0.5)
+    grid = [own, *itertools.product(THRESHOLDS, MIN_SIZES, SEED_HEIGHTS, FOREGROUND)]
+    scores = np.zeros((len(grid), len(images), len(DSB_IOU_THRESHOLDS)))
+    for i, (p, gt) in enumerate(zip(probs, truths, strict=True)):
+        interior, foreground = p[target.interior_class], p[target.foreground_classes].sum(axis=0)
+        for g, (threshold, min_size, height, fg) in enumerate(grid):
+            labels = instances_from_interior(interior, foreground > fg, threshold=threshold, min_size=min_size,
+                                             seed_height=height)
+            scores[g, i] = per_threshold(gt, labels)
+    means = scores.mean(axis=2)  # (settings, images)
+    best = int(np.argmax(means.mean(axis=1)))
+    oracle = scores[np.argmax(means, axis=0), np.arange(len(images))]
+    t, m, h, f = grid[best]
+    overall = means.mean(axis=1)
+    axes = [(setting, values, [g[k] for g in grid]) for k, (setting, values) in
+            enumerate((("seed threshold", THRESHOLDS), ("smallest seed", MIN_SIZES), ("seed height", SEED_HEIGHTS),
+                       ("foreground threshold", FOREGROUND)))]
+    notes = []
+    for setting, values, column in axes:
+        best_with = [max(overall[g] for g in range(1, len(grid)) if column[g] == v) for v in values]
+        notes.append(f"{model_name}: best mean AP by {setting}: " + ", ".join(f"{v}: {b:.3f}" for v, b in
+                                                                       zip(values, best_with)))
+    return [table_row(f"{model_name}, TTA {tta}: its own setting ({target.threshold}, {target.min_size} px, "
+                      f"height {target.seed_height}, foreground 0.5)", scores[0]),
+            table_row(f"the best single setting of the grid ({t}, {m} px, height {h}, foreground {f})", scores[best]),
+            table_row("the best setting per image, chosen against its truth (an upper bound)", oracle)], notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="*", help="run folders of DSB models (part 2)")
+    parser.add_argument("--tta", type=int, default=1, choices=(1, 2, 4, 8))
+    args = parser.parse_args(argv)
+    _, names = dsb_split(False)
+    truths = truth(names)
+    print("| segmentation | mean AP | " + " | ".join(f"{t:.2f}" for t in DSB_IOU_THRESHOLDS) + " |")
+    print("|---|---|" + "---|" * len(DSB_IOU_THRESHOLDS))
+    for name, change in (("the truth shifted by 1 px", shifted), ("every nucleus grown by 1 px", grown),
+                         ("every nucleus shrunk by 1 px", shrunk)):
+        print(table_row(name, np.array([per_threshold(gt, change(gt)) for gt in truths])), flush=True)
+    images = raw_images(names) if args.runs else []
+    notes = []
+    for run_dir in args.runs:
+        rows, more = model_rows(run_dir, images, truths, args.tta)
+        print("\n".join(rows), flush=True)
+        notes += more
+    print("\n" + "\n".join(notes) if notes else "")
+    sizes = np.concatenate([np.bincount(gt.ravel())[1:] for gt in truths])
+    sizes = sizes[sizes > 0]
+    print(f"\n{len(names)} validation images, {len(sizes)} nuclei; area (px) median {np.median(sizes):.0f}, "
+          f"10th-90th percentile {np.percentile(sizes, 10):.0f}-{np.percentile(sizes, 90):.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
