@@ -510,7 +510,7 @@ def summary_row(method: str, minutes: float, runs: list[dict[str, Any]]) -> dict
     row["s/img predict"] = statistics.median(run["s_per_image"] for run in runs)
     row["train s"] = statistics.median(run["train_s"] for run in runs)
     row["mean AP per seed"] = ", ".join(f"{run['scores']['average_precision']:.3f}" for run in runs)
-    row["training"] = " | ".join(sorted({run["detail"] for run in runs}))[:400]
+    row["training"] = "; ".join(f"seed {run['seed']}: {run['detail']}" for run in runs)  # no "|": a table cell
     return row
 
 
@@ -528,7 +528,7 @@ def run(quick: bool = False) -> dict:
         for seed in seeds:
             for index, (name, extra) in enumerate(BIOUNET_VARIANTS):
                 result = train_and_predict_biounet(Path(tmp) / f"biounet{index}-{seed}", minutes, seed, quick, extra)
-                runs[name].append({**result, "scores": mean_scores(truths, result.pop("labels"))})
+                runs[name].append({**result, "seed": seed, "scores": mean_scores(truths, result.pop("labels"))})
             for peer in PEERS:
                 if PEER_TITLES[peer] in status:  # not installed, or failed with an earlier seed
                     continue
@@ -536,7 +536,8 @@ def run(quick: bool = False) -> dict:
                 if "status" in result:
                     status[PEER_TITLES[peer]] = f"seed {seed}: {result['status']}"
                     continue
-                runs[PEER_TITLES[peer]].append({**result, "scores": mean_scores(truths, result.pop("labels"))})
+                runs[PEER_TITLES[peer]].append({**result, "seed": seed,
+                                                "scores": mean_scores(truths, result.pop("labels"))})
     rows = [{**(summary_row(method, minutes, runs[method]) if runs[method] else {"method": method, "minutes": minutes}),
              **({"status": status[method]} if method in status else {})} for method in methods]
     return {"rows": rows, "machine": machine, "notes": [
