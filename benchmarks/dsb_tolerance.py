@@ -29,7 +29,8 @@ from bench_accuracy import dsb_split
 from bench_specialists import raw_images, truth
 from scipy import ndimage
 
-from biounet.metrics.matching import DSB_IOU_THRESHOLDS, instance_overlaps, match_overlaps
+from biounet.data.targets import touching_target
+from biounet.metrics.matching import DSB_IOU_THRESHOLDS, average_precision_dsb
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7)
 MIN_SIZES = (16, 32, 48, 64)
@@ -40,8 +41,7 @@ FOREGROUND = (0.4, 0.5, 0.6)
 
 def per_threshold(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """``TP / (TP + FP + FN)`` at each DSB IoU threshold, ``(10,)``."""
-    overlaps = instance_overlaps(gt, np.asarray(pred, dtype=np.int32))
-    return np.array([match_overlaps(overlaps, t).dsb_precision for t in DSB_IOU_THRESHOLDS])
+    return np.array(average_precision_dsb(gt, np.asarray(pred, dtype=np.int32)).per_threshold)
 
 
 def shifted(labels: np.ndarray) -> np.ndarray:
@@ -56,13 +56,9 @@ def grown(labels: np.ndarray) -> np.ndarray:
 
 
 def shrunk(labels: np.ndarray) -> np.ndarray:
-    """Every object without its outer pixel ring (pixels with a 4-neighbour of another label, image edges kept)."""
-    padded = np.pad(labels, 1, mode="edge")
-    height, width = labels.shape
-    inner = np.ones(labels.shape, bool)
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        inner &= padded[dy:dy + height, dx:dx + width] == labels
-    return np.where(inner, labels, 0)
+    """Every object without its outer pixel ring: the interior class of the 3-class training target (a pixel with
+    a 4-neighbour of another label is boundary; the image edge is not)."""
+    return np.where(touching_target(labels, 1) == 1, labels, 0)
 
 
 def table_row(name: str, scores: np.ndarray) -> str:
@@ -93,10 +89,10 @@ def model_rows(run_dir: str, images: list[np.ndarray], truths: list[np.ndarray],
                                              seed_height=height)
             scores[g, i] = per_threshold(gt, labels)
     means = scores.mean(axis=2)  # (settings, images)
-    best = int(np.argmax(means.mean(axis=1)))
+    overall = means.mean(axis=1)
+    best = int(np.argmax(overall))
     oracle = scores[np.argmax(means, axis=0), np.arange(len(images))]
     t, m, h, f = grid[best]
-    overall = means.mean(axis=1)
     axes = [(setting, values, [g[k] for g in grid]) for k, (setting, values) in
             enumerate((("seed threshold", THRESHOLDS), ("smallest seed", MIN_SIZES), ("seed height", SEED_HEIGHTS),
                        ("foreground threshold", FOREGROUND)))]
