@@ -136,6 +136,7 @@ def run_style(style: str, settings: DemoSettings, seed: int) -> StyleResult:
     instances = instances_from_probabilities(
         probabilities, seeds.interior_class, seeds.foreground_classes, seeds.threshold, seeds.min_size,
         seed_height=seeds.seed_height, distance_channel=seeds.distance_channel,
+        foreground_threshold=seeds.foreground_threshold,
     )
     timings["instance separation"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -226,8 +227,9 @@ def write_demo_report(out: Path, results: list[StyleResult], settings: DemoSetti
         notes=[
             "Data: biounet.data.synthetic (generated, with exact ground truth). "
             f"Training: {settings.minutes:g} min per style on this machine.",
-            "Instances: seeds = connected components of P(interior) > 0.5, grown by watershed into the "
-            "predicted foreground (nuclei) or over the whole image (membranes, as in ISBI 2012).",
+            "Instances: seeds = connected components of P(interior) above the threshold validation chose, grown "
+            "by watershed into the predicted foreground (nuclei: the foreground probability above the threshold "
+            "validation chose) or over the whole image (membranes, as in ISBI 2012).",
         ],
     )
     write_json_atomic(out / "metrics.json", {"metrics": {r.style: r.metrics for r in results}, "timings": timings})

@@ -12,9 +12,10 @@ evaluation sidecars).
 The dictionary form has a ``schema_version``.  Models saved before it existed (schema 0: the same keys,
 no version) load unchanged, as do those of schema 1 (no ``target.cells``, added by schema 2: the cell
 settings of membrane models), schema 2 (no ``spacing`` and ``z_context``, added by schema 3: the voxel
-size of the training data and the neighbouring sections of 2.5D models) and schema 3 (no ``target.distance_channel``
-and ``target.seed_height``, added by schema 4: the distance output of touching objects and h-maxima seeds); a
-newer schema than this biounet knows is refused with one line.
+size of the training data and the neighbouring sections of 2.5D models), schema 3 (no ``target.distance_channel``
+and ``target.seed_height``, added by schema 4: the distance output of touching objects and h-maxima seeds) and
+schema 4 (no ``target.foreground_threshold``, added by schema 5: the foreground threshold of touching objects that
+validation chose); a newer schema than this biounet knows is refused with one line.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from typing import Any
 from biounet.data.normalization import NormalizationConfig
 
 #: Version of :meth:`Pipeline.to_dict`'s layout; raise it when a field changes meaning.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Seed threshold on ``P(interior)`` and smallest seed (pixels) when neither the caller nor the model says.
 DEFAULT_SEED_THRESHOLD = 0.5
 DEFAULT_MIN_SEED_SIZE = 8
+#: Objects are where the foreground classes' summed probability exceeds this, when neither caller nor model says.
+DEFAULT_FOREGROUND_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class TargetDescription:
             threshold`` (the paper's); ``h > 0``: each such component is split at the h-maxima of height ``h``
             of the distance map (the distance output, else the interior's distance transform normalised per
             component, both 0..1); chosen by validation.
+        foreground_threshold: touching objects: seeds grow over the pixels whose foreground classes' summed
+            probability exceeds this (chosen by validation; ``None``: 0.5). Above 0.5 the objects shrink towards
+            the confident core, below 0.5 they grow: it places the outlines, which the DSB mean AP's IoU
+            thresholds up to 0.95 score.
     """
 
     kind: str = "semantic"
@@ -97,6 +104,7 @@ class TargetDescription:
     cells: CellSettings | None = None
     distance_channel: int | None = None
     seed_height: float | None = None
+    foreground_threshold: float | None = None
 
     def seed_settings(self, threshold: float | None = None, min_size: int | None = None) -> tuple[float, int]:
         """The seed threshold and smallest seed (pixels): the arguments if given, else the model's, else 0.5 / 8."""

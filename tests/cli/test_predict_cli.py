@@ -126,14 +126,16 @@ def test_help_explains_the_outputs() -> None:
 
 
 def test_seed_settings_from_the_command_line_are_used_and_recorded(workspace: Path, tmp_path: Path) -> None:
-    """``--threshold``, ``--min-size`` and ``--seed-height`` reach the instances and their sidecar; a seed height
-    outside 0..1 is refused in one line, before any work."""
+    """``--threshold``, ``--min-size``, ``--seed-height`` and ``--foreground-threshold`` reach the instances and their
+    sidecar; a seed height outside 0..1 is refused in one line, before any work."""
     out = tmp_path / "pred"
     done = biounet(workspace / "run", workspace / "images" / "a.png", "--out", out, "--output", "instances",
-                   "--threshold", "0.2", "--min-size", "3", "--seed-height", "0.15", "--quiet")
+                   "--threshold", "0.2", "--min-size", "3", "--seed-height", "0.15", "--foreground-threshold", "0.6",
+                   "--quiet")
     assert done.returncode == 0, done.stderr
     settings = json.loads((out / "a_instances.tif.json").read_text())["settings"]
-    assert (settings["threshold"], settings["min_size"], settings["seed_height"]) == (0.2, 3, 0.15)
+    chosen = (settings["threshold"], settings["min_size"], settings["seed_height"], settings["foreground_threshold"])
+    assert chosen == (0.2, 3, 0.15, 0.6)
     bad = biounet(workspace / "run", workspace / "images" / "a.png", "--out", tmp_path / "bad", "--output",
                   "instances", "--seed-height", "1.5")
     assert bad.returncode == 2 and "--seed-height" in bad.stderr and not (tmp_path / "bad").exists()

@@ -138,6 +138,60 @@ def test_predict_uses_the_seed_settings_saved_in_the_model(rng, small_unet, tmp_
     assert json.loads((tmp_path / "cells-h.tif.json").read_text())["settings"]["seed_height"] == low
 
 
+def test_the_foreground_threshold_places_the_outlines() -> None:
+    """Seeds grow over the pixels whose foreground probability exceeds the foreground threshold: a nucleus whose
+    probability falls off from 1 at radius 6 px to 0 at 14 px is drawn to radius 10 at 0.5, 8.4 at 0.7 and 11.6
+    at 0.3, one object each time."""
+    yy, xx = np.mgrid[:40, :40]
+    radius = np.hypot(yy - 20, xx - 20)
+    foreground = np.clip((14 - radius) / 8, 0, 1).astype(np.float32)
+    probs = np.zeros((3, 40, 40), np.float32)
+    probs[1] = np.where(radius < 6, 0.9, 0.0)
+    probs[2] = foreground - probs[1]
+    probs[0] = 1 - foreground
+    for threshold, reach in ((0.5, 10.0), (0.7, 8.4), (0.3, 11.6)):
+        labels = instances_from_probabilities(probs, 1, [1, 2], foreground_threshold=threshold)
+        assert np.array_equal(labels > 0, radius < reach - 1e-6) and labels.max() == 1
+
+
+def test_predict_uses_the_foreground_threshold_saved_in_the_model(rng, small_unet, tmp_path) -> None:
+    """A model's foreground threshold (chosen by validation) draws its instances unless the caller gives one; a
+    model saved without one (pipeline schema 4 and older) uses 0.5; a threshold outside (0, 1) is refused naming
+    the model."""
+    import json
+
+    import pytest
+
+    from biounet import predict
+    from biounet.errors import DataError
+    from biounet.inference.instances import instance_target
+    from biounet.io.checkpoint import load_bundle, save_model
+
+    model = small_unet(depth=2, num_classes=3)
+    image = rng.random((64, 64)).astype(np.float32)
+    target = {"kind": "instances", "interior_class": 1, "foreground_classes": [1, 2], "threshold": 0.3,
+              "min_size": 3}
+    probs = predict(model, image, precision="fp32", progress=False, pipeline={"target": target})
+    chosen = round(float(np.quantile(probs[1] + probs[2], 0.3)), 3)
+    save_model(model, tmp_path / "old", pipeline={"target": target})
+    save_model(model, tmp_path / "run", pipeline={"target": {**target, "foreground_threshold": chosen}})
+    old, bundle = load_bundle(tmp_path / "old"), load_bundle(tmp_path / "run")
+
+    expected = instances_from_probabilities(probs, 1, [1, 2], 0.3, 3, foreground_threshold=chosen)
+    plain = instances_from_probabilities(probs, 1, [1, 2], 0.3, 3)
+    assert not np.array_equal(expected > 0, plain > 0)
+    assert instance_target(old).foreground_threshold == 0.5
+    assert np.array_equal(predict(old, image, output="instances", precision="fp32", progress=False), plain)
+    assert np.array_equal(predict(bundle, image, output="instances", precision="fp32", progress=False), expected)
+    given = predict(bundle, image, output="instances", precision="fp32", progress=False, foreground_threshold=0.5)
+    assert np.array_equal(given, plain)
+    predict(bundle, image, output="instances", precision="fp32", progress=False, out=tmp_path / "cells.tif")
+    assert json.loads((tmp_path / "cells.tif.json").read_text())["settings"]["foreground_threshold"] == chosen
+    for bad in (0.0, 1.0):
+        with pytest.raises(DataError, match=r"model.safetensors: foreground threshold must be in \(0, 1\)"):
+            instance_target(bundle, foreground_threshold=bad)
+
+
 def test_flooding_only_shared_components_equals_one_watershed_over_the_foreground(rng) -> None:
     """Components with one seed are labelled whole and only those with several are flooded: the labels are
     those of a single seeded watershed over the whole foreground (plus the unseeded components)."""

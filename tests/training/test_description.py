@@ -21,6 +21,13 @@ def test_membrane_target_description_takes_the_settings_validation_chose():
     assert entry.threshold == 0.7 and entry.min_size is None
 
 
+def test_touching_objects_keep_the_seed_settings_and_foreground_threshold_validation_chose():
+    chosen = {"average_precision": 0.6, "threshold": 0.3, "min_size": 32, "seed_height": 0.3,
+              "foreground_threshold": 0.6}
+    entry = describe_target(TargetConfig(kind="instances"), chosen)
+    assert (entry.threshold, entry.min_size, entry.seed_height, entry.foreground_threshold) == (0.3, 32, 0.3, 0.6)
+
+
 def test_semantic_target_description():
     entry = describe_target(TargetConfig(classes=[0, 128, 255]))
     assert entry.kind == "semantic" and entry.style is None and entry.interior_class is None

@@ -64,6 +64,40 @@ def test_the_configured_metric_picks_the_seed_threshold(select_by, threshold):
                                  names.FOREGROUND_IOU}
 
 
+def ringed_sample(ring: float) -> tuple[Sample, np.ndarray]:
+    """One true object (10 x 10 px) whose predicted foreground probability is 0.95, inside a one-pixel ring of
+    probability ``ring`` (0: none): at ``ring`` 0.55 the foreground at 0.5 is 12 x 12 (IoU 0.69, matched at IoU
+    0.5..0.65 only: mean AP 0.4), at 0.6 and above exact (mean AP 1)."""
+    instances = np.zeros((24, 24), np.int32)
+    instances[6:16, 6:16] = 1
+    foreground = np.zeros((24, 24), np.float32)
+    foreground[5:17, 5:17] = ring
+    foreground[6:16, 6:16] = 0.95
+    probs = np.zeros((3, 24, 24), np.float32)
+    probs[1, 8:14, 8:14] = 0.9
+    probs[2] = foreground - probs[1]
+    probs[0] = 1 - foreground
+    classes = (instances > 0).astype(np.uint8)
+    return Sample("ringed", np.zeros((1, 24, 24), np.float32), Target(classes, instances), Path("ringed.png")), probs
+
+
+def test_validation_chooses_the_foreground_threshold_that_draws_the_true_outlines():
+    """The seeds are chosen at the foreground 0.5, then the foreground threshold among (0.4, 0.5, 0.6, 0.7): 0.6
+    and 0.7 both draw the true outline, and the tie keeps the one nearer 0.5; without a ring 0.5 stays."""
+    sample, probs = ringed_sample(0.55)
+    target = TargetConfig("instances")
+    metrics, per_image, _ = instance_metrics([sample], [probs], target, thresholds=(0.5,), min_sizes=(8,))
+    assert metrics["foreground_threshold"] == 0.6
+    assert metrics[names.AVERAGE_PRECISION] == 1.0 and per_image[0][names.FOREGROUND_IOU] == 1.0
+    fixed, _, _ = instance_metrics([sample], [probs], target, thresholds=(0.5,), min_sizes=(8,),
+                                   foreground_thresholds=(0.5,))
+    assert fixed["foreground_threshold"] == 0.5 and fixed[names.AVERAGE_PRECISION] == pytest.approx(0.4)
+    assert fixed[names.FOREGROUND_IOU] == pytest.approx(100 / 144)
+    sample, probs = ringed_sample(0.0)
+    exact, _, _ = instance_metrics([sample], [probs], target, thresholds=(0.5,), min_sizes=(8,))
+    assert exact["foreground_threshold"] == 0.5 and exact[names.AVERAGE_PRECISION] == 1.0
+
+
 def test_the_configured_metric_picks_the_checkpoint():
     """The best checkpoint so far had F1 1 and AP 0.3; a new one with F1 2/3 and AP 0.5 is better by mean AP only."""
     target = TargetConfig("instances")

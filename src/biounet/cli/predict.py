@@ -181,6 +181,13 @@ def _add_output_format_arguments(parser: argparse.ArgumentParser) -> None:
         "(0..1; the model's distance output, else the interior's distance transform); 0: the paper's seeds "
         "(default: the model's, as for --threshold; else 0)",
     )
+    parser.add_argument(
+        "--foreground-threshold",
+        type=options.threshold,
+        metavar="F",
+        help="instances of touching objects: objects cover the pixels whose foreground probability exceeds this "
+        "(0..1; higher draws tighter outlines; default: the model's, as for --threshold; else 0.5)",
+    )
     parser.add_argument("--threads", type=options.positive_int, help="CPU threads (default: all cores available)")
     parser.add_argument(
         "--context",
@@ -227,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
         options.tile_shape(args.tile_size, config.spatial_dims)
     kinds = list(dict.fromkeys(args.outputs or ["probabilities"]))
     if "instances" in kinds:
-        instance_target(bundle, args.threshold, args.min_size, args.spacing, args.seed_height)
+        instance_target(bundle, args.threshold, args.min_size, args.spacing, args.seed_height,
+                        args.foreground_threshold)
     prediction_spacing(bundle, args.spacing)  # 2 values for a 3D model: one line, before any work
     if args.dask:
         return _run_dask(bundle, kinds, args, device, started)
@@ -264,6 +272,7 @@ def _options(args: argparse.Namespace, device: Any) -> Any:
         threshold=args.threshold,
         min_size=args.min_size,
         seed_height=args.seed_height,
+        foreground_threshold=args.foreground_threshold,
         nan_policy=args.nan_policy,
         progress=not args.quiet,
         context=args.context,

@@ -171,7 +171,7 @@ def _write_outputs(
         target = job.target
         _array(arrays["interior"])[core] = probs[target.interior_class]
         if "foreground" in arrays:
-            _array(arrays["foreground"])[core] = probs[target.foreground_classes].sum(axis=0) > 0.5
+            _array(arrays["foreground"])[core] = target.foreground(probs)
         if "distance" in arrays:
             _array(arrays["distance"])[core] = probs[target.distance_channel]
 

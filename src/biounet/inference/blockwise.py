@@ -258,7 +258,8 @@ def _job(
     wanted = "interior" in arrays
     target = None
     if wanted:
-        target = instance_target(bundle, options.threshold, options.min_size, options.spacing, options.seed_height)
+        target = instance_target(bundle, options.threshold, options.min_size, options.spacing, options.seed_height,
+                                 options.foreground_threshold)
     overlap = blockwise.overlap if blockwise.overlap is not None else (128 if d == 2 else 48)
     overlap = (int(overlap),) * d if np.ndim(overlap) == 0 else tuple(int(n) for n in overlap)
     policy = check_policy(options.nan_policy)

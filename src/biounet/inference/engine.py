@@ -188,7 +188,7 @@ class TiledRun:
                 writer.write(plain_key, np.argmax(probs[: self.distance_channel], axis=0).astype(writer.dtype))
             elif kind == "instances":
                 self.interior[plain_key] = probs[self.target.interior_class]
-                self.foreground[plain_key] = probs[self.target.foreground_classes].sum(axis=0) > 0.5
+                self.foreground[plain_key] = self.target.foreground(probs)
                 if self.distance is not None:
                     self.distance[plain_key] = probs[self.target.distance_channel]
         self.source.release()

@@ -25,8 +25,8 @@ from scipy import ndimage
 
 from biounet.errors import DataError
 from biounet.inference.cells import cells_from_membranes, is_section_stack
+from biounet.pipeline import DEFAULT_FOREGROUND_THRESHOLD, CellSettings
 from biounet.pipeline import DEFAULT_MIN_SEED_SIZE as DEFAULT_MIN_SIZE
-from biounet.pipeline import CellSettings
 
 if TYPE_CHECKING:  # annotations only: the checkpoint module imports torch
     from biounet.io.checkpoint import ModelBundle
@@ -40,6 +40,7 @@ def instances_from_probabilities(
     min_size: int = DEFAULT_MIN_SIZE,
     seed_height: float = 0.0,
     distance_channel: int | None = None,
+    foreground_threshold: float = DEFAULT_FOREGROUND_THRESHOLD,
 ) -> np.ndarray:
     """An instance label map ``(*S)`` int32 (0 = background) from class probabilities ``(C, *S)``.
 
@@ -48,17 +49,25 @@ def instances_from_probabilities(
             has it as one more channel (``distance_channel``, 0..1).
         interior_class: the class whose confident pixels are cell interiors (the seeds).
         foreground_classes: classes that belong to cells; seeds grow where their probabilities sum
-            to more than 0.5 (for ISBI 2012 both classes: every pixel belongs to a cell).
+            to more than ``foreground_threshold`` (for ISBI 2012 both classes: every pixel belongs to a cell).
         threshold: ``P(interior) > threshold`` marks seed pixels.
         min_size: seeds (and unseeded foreground components) smaller than this many pixels are dropped.
         seed_height, distance_channel: as in :func:`instances_from_interior`.
+        foreground_threshold: the summed probability of the foreground classes above which a pixel is foreground.
     """
     probs = np.asarray(probs)
     interior = probs[interior_class]
-    foreground = np.sum(probs[list(foreground_classes)], axis=0, dtype=np.float32) > 0.5
+    foreground = foreground_mask(probs, foreground_classes, foreground_threshold)
     distance = probs[distance_channel] if distance_channel is not None else None
     return instances_from_interior(interior, foreground, threshold=threshold, min_size=min_size,
                                    seed_height=seed_height, distance=distance)
+
+
+def foreground_mask(
+    probs: np.ndarray, foreground_classes: Sequence[int], threshold: float = DEFAULT_FOREGROUND_THRESHOLD
+) -> np.ndarray:
+    """``(*S)`` bool: where the probabilities ``(K, *S)`` of ``foreground_classes`` sum to more than ``threshold``."""
+    return np.sum(np.asarray(probs)[list(foreground_classes)], axis=0, dtype=np.float32) > threshold
 
 
 def instances_from_interior(
@@ -223,7 +232,7 @@ class InstanceTarget:
 
     Attributes:
         interior_class: the class whose confident regions seed objects.
-        foreground_classes: classes that seeds grow over (their summed probability > 0.5).
+        foreground_classes: classes that seeds grow over (their summed probability > ``foreground_threshold``).
         threshold: seeds are ``P(interior) > threshold``.
         min_size: seeds smaller than this many pixels are dropped.
         cells: membrane models: the settings of :func:`~biounet.inference.cells.cells_from_membranes`,
@@ -236,6 +245,8 @@ class InstanceTarget:
         seed_height: touching objects: 0 for the paper's seeds, else the height of the h-maxima that split the
             seeds (:func:`instances_from_interior`).
         distance_channel: the model's distance output channel (its seeds and landscape), else ``None``.
+        foreground_threshold: touching objects: the summed probability of the foreground classes above which a
+            pixel belongs to an object (:meth:`foreground`).
     """
 
     interior_class: int
@@ -246,6 +257,11 @@ class InstanceTarget:
     spacing: tuple[float, ...] | None = None
     seed_height: float = 0.0
     distance_channel: int | None = None
+    foreground_threshold: float = DEFAULT_FOREGROUND_THRESHOLD
+
+    def foreground(self, probs: np.ndarray) -> np.ndarray:
+        """``(*S)`` bool: the object pixels of the probabilities ``(K, *S)`` (:func:`foreground_mask`)."""
+        return foreground_mask(probs, self.foreground_classes, self.foreground_threshold)
 
     def cells_in_3d(self, stack_axes: int, spatial_dims: int) -> bool:
         """Whether the cells of a prediction are made over the whole volume: a 3D model's, or a 2D model's on a
@@ -298,10 +314,12 @@ def instance_target(
     min_size: int | None = None,
     spacing: Sequence[float] | None = None,
     seed_height: float | None = None,
+    foreground_threshold: float | None = None,
 ) -> InstanceTarget:
-    """The instance settings of ``bundle``: classes from its pipeline target, seeds as given,
-    else the model's (chosen by training on its validation images), else 0.5 and 8 pixels and the paper's
-    seeds (``seed_height`` 0: no h-maxima split).  A model with a distance output passes its channel on.
+    """The instance settings of ``bundle``: classes from its pipeline target, seeds and foreground threshold as
+    given, else the model's (chosen by training on its validation images), else 0.5 and 8 pixels, the paper's
+    seeds (``seed_height`` 0: no h-maxima split) and a foreground threshold of 0.5.  A model with a distance
+    output passes its channel on.
 
     A membrane model (target style ``"membrane"``) also gets its cell settings (the model's, else the
     defaults at its threshold; a given ``threshold`` replaces the interior threshold).  ``spacing``
@@ -328,8 +346,13 @@ def instance_target(
         seed_height = target.seed_height or 0.0
     if not 0 <= seed_height < 1:
         raise DataError(f"{where}seed height must be 0 (the paper's seeds) or in (0, 1), not {seed_height}")
+    if foreground_threshold is None:
+        foreground_threshold = target.foreground_threshold or DEFAULT_FOREGROUND_THRESHOLD
+    if not 0 < foreground_threshold < 1:
+        raise DataError(f"{where}foreground threshold must be in (0, 1), not {foreground_threshold}")
     used = prediction_spacing(bundle, spacing)
-    return InstanceTarget(interior, foreground, threshold, min_size, cells, used, float(seed_height), distance)
+    return InstanceTarget(interior, foreground, threshold, min_size, cells, used, float(seed_height), distance,
+                          float(foreground_threshold))
 
 
 def prediction_spacing(bundle: ModelBundle, spacing: Sequence[float] | None = None) -> tuple[float, ...] | None:

@@ -57,6 +57,8 @@ class PredictOptions:
         seed_height: touching objects: the height (0..1) of the distance map's h-maxima that split seeds, 0 for
             the paper's seeds (:func:`~biounet.inference.instances.instances_from_interior`); ``None``: the
             model's, else 0.
+        foreground_threshold: touching objects: the summed probability of the foreground classes above which a
+            pixel belongs to an object (0..1); ``None``: the model's (chosen by validation), else 0.5.
         nan_policy: NaN/infinite input pixels: ``"refuse"`` (an error naming the image and the count)
             or ``"fill"`` (replaced by the image's median; see :mod:`biounet.data.finite`).
         progress: show a tqdm progress bar (tiles/s, ETA) on stderr.
@@ -82,6 +84,7 @@ class PredictOptions:
     threshold: float | None = None
     min_size: int | None = None
     seed_height: float | None = None
+    foreground_threshold: float | None = None
     nan_policy: str = "refuse"
     progress: bool = True
     description: str = "predict"
@@ -176,7 +179,8 @@ def start_prediction(
     spacing = prediction_spacing(bundle, options.spacing)
     target = None
     if "instances" in kinds:
-        target = instance_target(bundle, options.threshold, options.min_size, spacing, options.seed_height)
+        target = instance_target(bundle, options.threshold, options.min_size, spacing, options.seed_height,
+                                 options.foreground_threshold)
 
     grid, batch_size = plan_tiles(config, spatial, options, precision, device)
     threads = options.num_threads if options.num_threads is not None else default_threads()
@@ -315,7 +319,7 @@ def _write_sidecars(
         if kind == "instances" and instances is not None:
             settings.update(threshold=instances.threshold, min_size=instances.min_size)
             if instances.cells is None:
-                settings["seed_height"] = instances.seed_height
+                settings.update(seed_height=instances.seed_height, foreground_threshold=instances.foreground_threshold)
             if instances.cells is not None:
                 settings["cells"] = dataclasses.asdict(instances.cells)
                 d = len(result.grid.image_shape)

@@ -61,6 +61,7 @@ def predict(
     context: str = "halo",
     on_progress: Callable[[int, int], None] | None = None,
     spacing: Sequence[float] | None = None,
+    foreground_threshold: float | None = None,
 ) -> Any:
     """Segment an image of any size with the overlap-tile strategy.
 
@@ -98,6 +99,8 @@ def predict(
             else 0.5 and 8.
         seed_height: instance seeds split at the h-maxima of this height (0..1) of the distance map, 0 for the
             paper's seeds (:func:`~biounet.inference.instances.instances_from_interior`); ``None``: the model's.
+        foreground_threshold: instances of touching objects cover the pixels whose foreground classes' summed
+            probability exceeds this (0..1); ``None``: the model's (chosen by validation), else 0.5.
         nan_policy: NaN or infinite pixels in ``image``: ``"refuse"`` (raise
             :class:`~biounet.data.finite.NonFiniteImageError` naming the image and the count) or
             ``"fill"`` (replace them by the image's median).
@@ -137,6 +140,7 @@ def predict(
         context=context,
         on_progress=on_progress,
         spacing=spacing,
+        foreground_threshold=foreground_threshold,
     )
     bundle = as_bundle(model, pipeline=pipeline, device=resolve_device(device))
     if isinstance(image, torch.Tensor):

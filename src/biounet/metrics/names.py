@@ -23,7 +23,7 @@ F1 = "f1"  # of the object matches at IoU > 0.5
 PANOPTIC_QUALITY = "panoptic_quality"
 DICE = "dice"  # of the foreground class (per class in tables: dice_<c>)
 IOU = "iou"  # of the foreground class (per class in tables: iou_<c>)
-FOREGROUND_IOU = "foreground_iou"  # validation of touching objects: IoU of P(foreground) > 0.5
+FOREGROUND_IOU = "foreground_iou"  # validation of touching objects: IoU of the foreground the instances cover
 MEAN_IOU = "mean_iou"  # validation of semantic classes: mean over the classes
 MEAN_DICE = "mean_dice"
 

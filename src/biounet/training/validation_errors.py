@@ -78,10 +78,12 @@ def instances_at_settings(
         interior = probabilities[target.interior_class]
         return cells_from_membranes(interior, CellSettings(**chosen), relative_spacing(spacing, interior.ndim))
     from biounet.inference.instances import instances_from_probabilities
+    from biounet.pipeline import DEFAULT_FOREGROUND_THRESHOLD
 
     return instances_from_probabilities(probabilities, target.interior_class, target.foreground_classes,
                                         metrics["threshold"], int(metrics["min_size"]),
-                                        float(metrics.get("seed_height", 0.0)), target.distance_channel)
+                                        float(metrics.get("seed_height", 0.0)), target.distance_channel,
+                                        float(metrics.get("foreground_threshold", DEFAULT_FOREGROUND_THRESHOLD)))
 
 
 __all__ = ["WORST_IMAGES", "instances_at_settings", "worst_images"]
