@@ -51,11 +51,12 @@ VALIDATION
   On whole images with the tiled predictor, every --val-every steps: a separate set (--val-images,
   --val-masks), the last 20 % of the images in name order (--val-split), or named images (--val-names).
   Metrics: membranes: adapted Rand error at the best threshold and pixel error; instances: the DSB mean
-  AP (IoU 0.5..0.95), AP50 and F1 at IoU 0.5 at the best seed threshold (0.3..0.9) and smallest seed (8,
-  16 or 32 px), and foreground IoU; semantic: mean IoU and Dice. The best model by the first metric
-  (--set select_by=f1 to choose another) is kept, with the threshold (and smallest seed) that gave it:
-  biounet predict uses them for instances. The report shows the worst validation images with their
-  missed, false, merged and split objects drawn.
+  AP (IoU 0.5..0.95), AP50 and F1 at IoU 0.5 at the best seed threshold (0.3..0.9), smallest seed (8,
+  16 or 32 px) and seed height (0, 0.15, 0.3), then the best foreground threshold (0.4..0.7) for them,
+  and foreground IoU; semantic: mean IoU and Dice. The best model by the first metric (--set
+  select_by=f1 to choose another) is kept, with the settings that gave it: biounet predict uses them
+  for instances. The report shows the worst validation images with their missed, false, merged and
+  split objects drawn.
 
 RECIPES AND CONFIGURATION
   --recipe default (padding same, batch norm, AdamW + cosine, a moving average of the weights, 256 px
