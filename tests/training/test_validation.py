@@ -27,8 +27,8 @@ from biounet.training.validation import (
 
 def test_public_names_and_main_metrics():
     assert SETTING_KEYS == (
-        "threshold", "min_size", "seed_height", "cells_interior_threshold", "cells_seed_distance",
-        "cells_merge_threshold",
+        "threshold", "min_size", "seed_height", "foreground_threshold", "cells_interior_threshold",
+        "cells_seed_distance", "cells_merge_threshold",
     )
     assert callable(validate) and ValidationResult
     assert main_metric(TargetConfig(kind="instances", style="membrane")) == (names.ADAPTED_RAND_ERROR, False)
