@@ -9,6 +9,7 @@ renumbering; a worker killed in the middle of the run must not change the output
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -67,7 +68,8 @@ def smooth_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 def blockwise(model: Path, image: Path, out: Path, client, outputs=("probabilities",), block=None, **kwargs):
     options = PredictOptions(tile_size=kwargs.pop("tile_size"), batch_size=1, precision="fp32", progress=False,
                              probability_dtype="float32", threshold=kwargs.pop("threshold", None),
-                             spacing=kwargs.pop("spacing", None))
+                             spacing=kwargs.pop("spacing", None),
+                             foreground_threshold=kwargs.pop("foreground_threshold", None))
     return predict_blockwise(model, image, out, outputs, dask=client, options=options,
                              blockwise=BlockwiseOptions(block_size=block, threads=1, **kwargs))
 
@@ -151,11 +153,15 @@ def assert_same_up_to_renumbering(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def test_instances_straddling_blocks_get_one_id(tmp_path: Path, client) -> None:
+    """The instance settings given to a blockwise prediction (here a foreground threshold) reach its blocks and
+    its sidecar."""
     model = intensity_model(tmp_path)
     image = zarr_image(tmp_path / "cells.zarr", touching_cells((600, 560)), (256, 256))
-    expected = predict(model, image, output="instances", tile_size=200, **SINGLE)
+    expected = predict(model, image, output="instances", tile_size=200, foreground_threshold=0.6, **SINGLE)
     result = blockwise(model, image, tmp_path / "cells_out.zarr", client, ("instances",), block=150, tile_size=200,
-                       overlap=48)
+                       overlap=48, foreground_threshold=0.6)
+    recorded = json.loads((tmp_path / "cells_out.zarr.json").read_text())["settings"]
+    assert (recorded["threshold"], recorded["min_size"], recorded["foreground_threshold"]) == (0.5, 8, 0.6)
     labels = zarr.open_array(result.arrays["instances"], mode="r")[...]
     plan_borders = [range(b, n, b) for b, n in zip(result.settings["block_shape"], labels.shape)]
     straddling = {int(v) for y in plan_borders[0] for v in np.intersect1d(labels[y - 1], labels[y]) if v}

@@ -140,6 +140,8 @@ def predict_blockwise(
         timings.update(_run(client, job, len(plan), options.progress, blockwise.retries, "instances" in kinds))
         shutil.rmtree(tmp / WORK, ignore_errors=True)
     settings.update(threads_per_task=job.threads, instance_overlap=list(job.overlap))
+    if job.target is not None:  # the instance settings used (the model's, or the caller's)
+        settings.update(job.target.recorded())
     timings["total_s"] = time.perf_counter() - started
     final = {kind: str(out / Path(path).relative_to(tmp)) for kind, path in arrays.items() if kind in kinds}
     result = BlockwiseResult(out, final, len(plan), dashboard, settings, {k: round(v, 3) for k, v in timings.items()})

@@ -16,9 +16,10 @@ predictor computes them from the full-resolution interior probability once the t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -262,6 +263,16 @@ class InstanceTarget:
     def foreground(self, probs: np.ndarray) -> np.ndarray:
         """``(*S)`` bool: the object pixels of the probabilities ``(K, *S)`` (:func:`foreground_mask`)."""
         return foreground_mask(probs, self.foreground_classes, self.foreground_threshold)
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings an output's sidecar records: the seed threshold and smallest seed, then the seed height and
+        foreground threshold of touching objects, or the cell settings of membranes."""
+        settings: dict[str, Any] = {"threshold": self.threshold, "min_size": self.min_size}
+        if self.cells is None:
+            settings.update(seed_height=self.seed_height, foreground_threshold=self.foreground_threshold)
+        else:
+            settings["cells"] = dataclasses.asdict(self.cells)
+        return settings
 
     def cells_in_3d(self, stack_axes: int, spatial_dims: int) -> bool:
         """Whether the cells of a prediction are made over the whole volume: a 3D model's, or a 2D model's on a

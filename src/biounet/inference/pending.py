@@ -317,11 +317,8 @@ def _write_sidecars(
         if kind == "probabilities":
             settings["probability_dtype"] = options.probability_dtype
         if kind == "instances" and instances is not None:
-            settings.update(threshold=instances.threshold, min_size=instances.min_size)
-            if instances.cells is None:
-                settings.update(seed_height=instances.seed_height, foreground_threshold=instances.foreground_threshold)
+            settings.update(instances.recorded())
             if instances.cells is not None:
-                settings["cells"] = dataclasses.asdict(instances.cells)
                 d = len(result.grid.image_shape)
                 settings["cells_in_3d"] = instances.cells_in_3d(source.ndim - 1 - d, d)
         paths = written if isinstance(written, list) else [written]
