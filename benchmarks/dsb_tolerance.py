@@ -82,28 +82,30 @@ def model_rows(run_dir: str, images: list[np.ndarray], samples: list[Sample], tt
                ) -> tuple[list[str], list[str]]:
     """Part 2 for the model of ``run_dir``: its table rows, and lines with the best mean AP at each value of each
     setting (the other settings free), which show where the grid's best lies."""
-    from biounet.inference.instances import instances_from_interior
+    from biounet.inference.instances import foreground_mask, instance_target, instances_from_interior
     from biounet.inference.predictor import predict
     from biounet.io.checkpoint import load_bundle
-    from biounet.training.validation import instance_metrics
+    from biounet.pipeline import DEFAULT_FOREGROUND_THRESHOLD
+    from biounet.training.validation import FOREGROUND_THRESHOLDS, instance_metrics
 
     bundle, model_name = load_bundle(run_dir), Path(run_dir).name
-    target = bundle.pipeline.target
+    target = instance_target(bundle)  # the model's settings, as biounet predict resolves them
     probs = [predict(bundle, image, output="probabilities", channel_axis="none", tta=tta, progress=False)
              for image in images]
-    own = (target.threshold, target.min_size, target.seed_height, target.foreground_threshold or 0.5)
+    own = (target.threshold, target.min_size, target.seed_height, target.foreground_threshold)
     searched = []
-    for foreground in ((0.5,), None):  # validation's search without and with its foreground thresholds
-        options = {} if foreground is None else {"foreground_thresholds": foreground}
-        chosen, _, _ = instance_metrics(samples, probs, TargetConfig("instances"), **options)
+    for foreground_thresholds in ((DEFAULT_FOREGROUND_THRESHOLD,), FOREGROUND_THRESHOLDS):  # validation's search
+        chosen, _, _ = instance_metrics(samples, probs, TargetConfig("instances"),
+                                        foreground_thresholds=foreground_thresholds)
         searched.append(tuple(chosen[k] for k in ("threshold", "min_size", "seed_height", "foreground_threshold")))
     grid = [own, *searched, *itertools.product(THRESHOLDS, MIN_SIZES, SEED_HEIGHTS, FOREGROUND)]
     truths = [sample.target.instances for sample in samples]
     scores = np.zeros((len(grid), len(images), len(DSB_IOU_THRESHOLDS)))
     for i, (p, gt) in enumerate(zip(probs, truths, strict=True)):
-        interior, foreground = p[target.interior_class], p[target.foreground_classes].sum(axis=0)
+        interior = p[target.interior_class]
+        masks = {fg: foreground_mask(p, target.foreground_classes, fg) for fg in {g[3] for g in grid}}
         for g, (threshold, min_size, height, fg) in enumerate(grid):
-            labels = instances_from_interior(interior, foreground > fg, threshold=threshold, min_size=min_size,
+            labels = instances_from_interior(interior, masks[fg], threshold=threshold, min_size=min_size,
                                              seed_height=height)
             scores[g, i] = per_threshold(gt, labels)
     means = scores.mean(axis=2)  # (settings, images)

@@ -336,36 +336,38 @@ def instance_metrics(
     chooser = names.AVERAGE_PRECISION if select_by == names.FOREGROUND_IOU else select_by
     column = OBJECT_METRICS.index(chooser)
 
-    def instances(probs: np.ndarray, seeds: tuple[float, int, float], foreground: float) -> np.ndarray:
+    candidates = sorted((float(f) for f in foreground_thresholds), key=lambda f: abs(f - DEFAULT_FOREGROUND_THRESHOLD))
+    levels = {DEFAULT_FOREGROUND_THRESHOLD, *candidates}
+    masks = [{f: foreground_mask(probs, target.foreground_classes, f) for f in levels}
+             for probs in probabilities]  # each image's foreground at each threshold, made once
+
+    def instances(i: int, seeds: tuple[float, int, float], foreground: float) -> np.ndarray:
         threshold, min_size, seed_height = seeds
+        probs = probabilities[i]
         distance = probs[target.distance_channel] if target.distance_channel is not None else None
-        return instances_from_interior(probs[target.interior_class],
-                                       foreground_mask(probs, target.foreground_classes, foreground),
-                                       threshold=threshold, min_size=min_size, seed_height=seed_height,
-                                       distance=distance)
+        return instances_from_interior(probs[target.interior_class], masks[i][foreground], threshold=threshold,
+                                       min_size=min_size, seed_height=seed_height, distance=distance)
 
     def scores_at(settings: Sequence[tuple[tuple[float, int, float], float]]) -> np.ndarray:
         """``(images, settings, metrics)``: the object scores of every image at every (seeds, foreground)."""
-        return np.array([[object_scores(sample.target.instances, instances(probs, seeds, foreground))
-                          for seeds, foreground in settings] for sample, probs in zip(samples, probabilities)])
+        return np.array([[object_scores(sample.target.instances, instances(i, seeds, foreground))
+                          for seeds, foreground in settings] for i, sample in enumerate(samples)])
 
     def best(scores: np.ndarray) -> int:
         return int(np.nanargmax(np.nanmean(scores[:, :, column], axis=0))) if len(samples) else 0
 
     seeds = grid[best(scores_at([(g, DEFAULT_FOREGROUND_THRESHOLD) for g in grid]))]
-    candidates = sorted((float(f) for f in foreground_thresholds), key=lambda f: abs(f - DEFAULT_FOREGROUND_THRESHOLD))
     scores = scores_at([(seeds, f) for f in candidates])
     chosen = best(scores)
     foreground = candidates[chosen]
-    foreground_iou = [float(iou_per_class(sample.target.instances > 0,
-                                          foreground_mask(probs, target.foreground_classes, foreground), [1])[1])
-                      for sample, probs in zip(samples, probabilities)]
+    foreground_iou = [float(iou_per_class(sample.target.instances > 0, masks[i][foreground], [1])[1])
+                      for i, sample in enumerate(samples)]
     per_image = [{**{m: float(scores[i, chosen, k]) for k, m in enumerate(OBJECT_METRICS)},
                   names.FOREGROUND_IOU: foreground_iou[i]} for i in range(len(samples))]
     metrics = {key: float(np.nanmean([row[key] for row in per_image])) for key in (*OBJECT_METRICS,
                                                                                    names.FOREGROUND_IOU)}
     metrics.update(threshold=seeds[0], min_size=seeds[1], seed_height=seeds[2], foreground_threshold=foreground)
-    predictions = [instances(p, seeds, foreground) for p in probabilities[:1]]
+    predictions = [instances(0, seeds, foreground)] if probabilities else []
     return metrics, per_image, predictions
 
 
